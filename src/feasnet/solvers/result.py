@@ -1,0 +1,95 @@
+"""The result type shared by every classical solver and every learned method."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from feasnet.atomic import atomic_path
+from feasnet.problems import power_control as pc
+from feasnet.problems.instances import PowerControlInstances
+
+
+@dataclass
+class AllocationResult:
+    """Allocations for ``N`` instances plus their float64 check, objective and time.
+
+    Attributes:
+        method: name of the method that produced the allocations.
+        power: ``(N, B, Q)`` float64 [W]; NaN rows where the method returned nothing.
+        feasible: ``(N,)`` bool, float64 feasibility check at relative tolerance ``rtol``.
+        sum_rate: ``(N,)`` float64 [bit/s] of ``power`` (NaN where ``power`` is NaN).
+        seconds: ``(N,)`` float64 wall time per instance [s] (a batched method reports its
+            batch time divided by the batch size).
+        messages: one line per instance, "" when nothing needs saying (e.g. "infeasible: ...").
+        rtol: tolerance used for ``feasible``.
+    """
+
+    method: str
+    power: np.ndarray
+    feasible: np.ndarray
+    sum_rate: np.ndarray
+    seconds: np.ndarray
+    messages: list[str] = field(default_factory=list)
+    rtol: float = pc.DEFAULT_RTOL
+
+    @classmethod
+    def from_power(
+        cls,
+        method: str,
+        power: torch.Tensor | np.ndarray,
+        instances: PowerControlInstances,
+        seconds: torch.Tensor | np.ndarray | float,
+        messages: list[str] | None = None,
+        rtol: float = pc.DEFAULT_RTOL,
+    ) -> AllocationResult:
+        """Check ``power`` (``(N, B, Q)`` [W]) in float64 and package it.
+
+        ``seconds`` is per instance (``(N,)``) or one number per instance for all.
+        """
+        power_t = torch.as_tensor(power, dtype=torch.float64).cpu()
+        inst64 = instances.to(torch.float64, "cpu")
+        if tuple(power_t.shape) != tuple(inst64.gain.shape[:3]):
+            raise ValueError(
+                f"power: expected shape {tuple(inst64.gain.shape[:3])}, got {tuple(power_t.shape)}"
+            )
+        feasible = pc.is_feasible(power_t, inst64, rtol=rtol)
+        sum_rate = pc.sum_rate(power_t, inst64)
+        n = inst64.num_instances
+        secs = np.broadcast_to(np.asarray(seconds, dtype=np.float64), (n,)).copy()
+        msgs = list(messages) if messages is not None else [""] * n
+        if len(msgs) != n:
+            raise ValueError(f"messages: expected {n} entries, got {len(msgs)}")
+        return cls(
+            method=method,
+            power=power_t.numpy(),
+            feasible=feasible.numpy(),
+            sum_rate=sum_rate.numpy(),
+            seconds=secs,
+            messages=msgs,
+            rtol=rtol,
+        )
+
+    def __len__(self) -> int:
+        return int(self.power.shape[0])
+
+    def save_npz(self, path: str | os.PathLike[str]) -> None:
+        """Write the solution file of ``feasnet solve`` atomically.
+
+        Keys: ``P`` (N, B, Q) [W], ``feasible`` (N,) bool, ``sum_rate`` (N,) [bit/s],
+        ``seconds`` (N,) [s], ``message`` (N,) str, ``method`` and ``rtol`` scalars.
+        """
+        with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+            np.savez(
+                handle,
+                P=self.power,
+                feasible=self.feasible,
+                sum_rate=self.sum_rate,
+                seconds=self.seconds,
+                message=np.asarray(self.messages, dtype=str),
+                method=np.asarray(self.method),
+                rtol=np.asarray(self.rtol),
+            )
