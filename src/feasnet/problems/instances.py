@@ -72,7 +72,9 @@ class PowerControlInstances:
             )
         n, b, q, _ = gain_t.shape
         if n == 0 or b == 0 or q == 0:
-            raise InvalidInstanceError(f"H: expected non-empty dimensions, got {tuple(gain_t.shape)}")
+            raise InvalidInstanceError(
+                f"H: expected non-empty dimensions, got {tuple(gain_t.shape)}"
+            )
         if not torch.isfinite(gain_t).all():
             raise InvalidInstanceError("H: contains NaN or inf; expected finite power gains")
         if (gain_t < 0).any():
@@ -137,15 +139,15 @@ class PowerControlInstances:
     def __len__(self) -> int:
         return self.num_instances
 
-    def __getitem__(self, index: int | slice | Tensor | np.ndarray | list[int]) -> PowerControlInstances:
+    def __getitem__(
+        self, index: int | slice | Tensor | np.ndarray | list[int]
+    ) -> PowerControlInstances:
         """A sub-batch (an integer index keeps the batch dimension)."""
         if isinstance(index, int):
             index = slice(index, index + 1)
         if isinstance(index, np.ndarray | list):
             index = torch.as_tensor(index, device=self.gain.device)
-        return PowerControlInstances(
-            *(getattr(self, f.name)[index] for f in fields(self))
-        )
+        return PowerControlInstances(*(getattr(self, f.name)[index] for f in fields(self)))
 
     def to(
         self, dtype: torch.dtype | None = None, device: torch.device | str | None = None

@@ -123,7 +123,8 @@ def qos_matrices(instances: PowerControlInstances) -> tuple[Tensor, Tensor]:
     Returns:
         ``(B_mat, u)``: ``B_mat`` is ``(N, Q, B, B)`` with
         ``B_mat[n, q, b, c] = beta_bq H[b,q,c] / H[b,q,b]`` off the diagonal and 0 on it
-        (dimensionless); ``u`` is ``(N, Q, B)`` with ``u[n, q, b] = beta_bq sigma^2 / H[b,q,b]`` [W].
+        (dimensionless); ``u`` is ``(N, Q, B)`` with
+        ``u[n, q, b] = beta_bq sigma^2 / H[b,q,b]`` [W].
     """
     b = instances.num_bs
     beta = min_sinr(instances).transpose(1, 2)  # (N, Q, B)
@@ -261,7 +262,9 @@ class MinimumPower:
             if ok:
                 out.append("")
             elif not reachable:
-                out.append("infeasible: the rate targets cannot be met at any power (rho(B_q) >= 1)")
+                out.append(
+                    "infeasible: the rate targets cannot be met at any power (rho(B_q) >= 1)"
+                )
             else:
                 out.append("infeasible: the minimum powers meeting the rate targets exceed pmax")
         return out
@@ -359,9 +362,13 @@ def scale_toward_anchor(
     slack = cons.h - torch.einsum("nmu,nu->nm", cons.G, x_anchor)  # >= 0 at a feasible anchor
     rate = torch.einsum("nmu,nu->nm", cons.G, direction)
     slack = torch.clamp(slack, min=0)
-    limits = torch.where(rate > 0, slack / torch.where(rate > 0, rate, torch.ones_like(rate)),
-                         torch.full_like(rate, math.inf))
+    # only rows the candidate itself violates (rate > slack) limit the step
+    crosses = rate > slack
+    limits = torch.where(
+        crosses, slack / torch.where(crosses, rate, torch.ones_like(rate)), math.inf
+    )
     t = torch.clamp(limits.amin(dim=1), max=1.0)
     t = torch.where(finite, t, torch.zeros_like(t))
     scaled = anchor + t[:, None, None] * (safe_power - anchor)
+    scaled = torch.where((t == 1)[:, None, None], safe_power, scaled)  # exact when untouched
     return scaled, t

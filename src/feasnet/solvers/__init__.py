@@ -13,7 +13,10 @@ from feasnet.problems.instances import PowerControlInstances
 from feasnet.solvers.result import AllocationResult
 
 SOLVERS: dict[str, tuple[str, str]] = {
-    "min-power": ("feasnet.solvers.min_power", "componentwise-minimal QoS power P_min (eqs. 25-26)"),
+    "min-power": (
+        "feasnet.solvers.min_power",
+        "componentwise-minimal QoS power P_min (eqs. 25-26)",
+    ),
     "gp": ("feasnet.solvers.gp", "high-SINR geometric program (cvxpy, gp=True)"),
     "sca": ("feasnet.solvers.sca", "successive convex approximation from the GP point (reference)"),
     "fw": ("feasnet.solvers.frank_wolfe", "Frank-Wolfe from P_min's interior anchor (LP per step)"),

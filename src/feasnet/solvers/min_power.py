@@ -17,5 +17,7 @@ def solve(instances: PowerControlInstances, workers: int | None = None) -> Alloc
     start = time.perf_counter()
     mp = pc.minimum_power(instances.to(torch.float64))
     elapsed = (time.perf_counter() - start) / max(1, len(instances))
-    power = torch.where(mp.feasible[:, None, None], mp.power, torch.full_like(mp.power, float("nan")))
+    power = torch.where(
+        mp.feasible[:, None, None], mp.power, torch.full_like(mp.power, float("nan"))
+    )
     return AllocationResult.from_power("min-power", power, instances, elapsed, mp.reasons())

@@ -36,7 +36,9 @@ def _single_thread() -> None:
     torch.set_num_threads(1)
 
 
-def _timed(job: tuple[InstanceSolver, dict[str, np.ndarray], dict[str, Any]]) -> tuple[np.ndarray, str, float]:
+def _timed(
+    job: tuple[InstanceSolver, dict[str, np.ndarray], dict[str, Any]],
+) -> tuple[np.ndarray, str, float]:
     solve, instance, options = job
     start = time.perf_counter()
     try:

@@ -93,3 +93,17 @@ class AllocationResult:
                 method=np.asarray(self.method),
                 rtol=np.asarray(self.rtol),
             )
+
+    @classmethod
+    def load_npz(cls, path: str | os.PathLike[str]) -> AllocationResult:
+        """Read a file written by :meth:`save_npz`."""
+        with np.load(path, allow_pickle=False) as data:
+            return cls(
+                method=str(data["method"]),
+                power=data["P"],
+                feasible=data["feasible"].astype(bool),
+                sum_rate=data["sum_rate"],
+                seconds=data["seconds"],
+                messages=[str(m) for m in data["message"]],
+                rtol=float(data["rtol"]),
+            )

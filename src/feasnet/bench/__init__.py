@@ -1,0 +1,1 @@
+"""Named benchmark suites that reproduce the papers' comparisons, with reports and plots."""

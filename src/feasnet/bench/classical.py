@@ -1,0 +1,132 @@
+"""The classical comparison: min-power, GP, SCA, Frank-Wolfe and the genetic algorithm.
+
+One run folder holds everything a run produces, each file written atomically:
+``dataset.h5`` (generated once, reused), ``solutions/<method>.npz`` (one per method; a method
+whose file exists is not solved again, so an interrupted run resumes), ``results.json``,
+``results.csv``, ``report.md`` and ``comparison.png``.
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from feasnet import solvers
+from feasnet.bench import report
+from feasnet.data import generate as data_generate
+from feasnet.data import storage
+from feasnet.data.presets import get_preset
+from feasnet.evaluate import MethodMetrics, evaluate
+from feasnet.problems.power_control import DEFAULT_RTOL
+from feasnet.solvers.result import AllocationResult
+
+DEFAULT_PRESET = "small"
+DEFAULT_METHODS = ("min-power", "gp", "sca", "fw", "ga")
+REFERENCE = "sca"
+BASELINE = "gp"
+
+
+def ensure_dataset(
+    out_dir: Path, preset: str, num_samples: int | None, seed: int, log: Any = print
+) -> Path:
+    """Generate ``out_dir/dataset.h5`` for the preset unless a matching one exists."""
+    scenario = get_preset(preset)
+    samples = num_samples or scenario.num_samples
+    path = out_dir / "dataset.h5"
+    if path.exists():
+        info = storage.read_info(path)
+        if (
+            info.scenario.name == scenario.name
+            and info.seed == seed
+            and info.num_samples == samples
+        ):
+            log(f"reusing {path} ({samples} instances)")
+            return path
+        log(f"{path} was made for other settings; regenerating")
+    start = time.perf_counter()
+    instances, stats = data_generate.generate(scenario, samples, seed=seed)
+    storage.write_dataset(path, instances, scenario, seed=seed, stats=stats)
+    log(
+        f"generated {samples} feasible instances of {scenario.name} in "
+        f"{time.perf_counter() - start:.1f} s ({stats.rejected} infeasible draws rejected)"
+    )
+    return path
+
+
+def run(
+    out_dir: Path,
+    preset: str = DEFAULT_PRESET,
+    num_samples: int | None = None,
+    seed: int = 0,
+    methods: Sequence[str] = DEFAULT_METHODS,
+    workers: int | None = None,
+    split: str = "test",
+    log: Any = print,
+) -> list[MethodMetrics]:
+    """Run the classical comparison into ``out_dir`` and return one metrics row per method."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    dataset = ensure_dataset(out_dir, preset, num_samples, seed, log)
+    instances, info = storage.read_dataset(dataset, split)
+    log(
+        f"{split} split: {len(instances)} instances, "
+        f"B={instances.num_bs}, Q={instances.num_channels}"
+    )
+    results: dict[str, AllocationResult] = {}
+    for name in methods:
+        path = out_dir / "solutions" / f"{name}.npz"
+        if path.exists():
+            cached = AllocationResult.load_npz(path)
+            if len(cached) == len(instances):
+                log(f"{name}: reusing {path}")
+                results[name] = cached
+                continue
+        start = time.perf_counter()
+        result = solvers.solve(name, instances, workers=workers)
+        result.save_npz(path)
+        results[name] = result
+        log(f"{name}: done in {time.perf_counter() - start:.1f} s")
+    reference = results.get(REFERENCE)
+    baseline = results.get(BASELINE)
+    metrics = [evaluate(results[m], reference=reference, baseline=baseline) for m in methods]
+    rows = report.metric_rows(metrics)
+    title = (
+        f"{info.scenario.name}: B={instances.num_bs}, Q={instances.num_channels}, "
+        f"{len(instances)} {split} instances, violations at rtol {DEFAULT_RTOL:g} (float64)"
+    )
+    report.print_table(rows, title)
+    payload = {
+        "suite": "classical",
+        "preset": info.scenario.name,
+        "scenario": info.scenario.model_dump(),
+        "seed": seed,
+        "split": split,
+        "num_instances": len(instances),
+        "reference": REFERENCE,
+        "baseline": BASELINE,
+        "rtol": DEFAULT_RTOL,
+        "machine": {
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "threads": torch.get_num_threads(),
+            "workers": workers,
+        },
+        "results": rows,
+    }
+    report.write_json(out_dir / "results.json", payload)
+    report.write_csv(out_dir / "results.csv", rows)
+    report.bar_chart(out_dir / "comparison.png", rows, title)
+    report.write_text(
+        out_dir / "report.md",
+        f"# Classical comparison on `{info.scenario.name}`\n\n{title}.\n\n"
+        f"Sum rate is the mean over the split with infeasible allocations counted as zero; "
+        f"'% of reference' is relative to `{REFERENCE}`, speed-up relative to `{BASELINE}`.\n\n"
+        f"{report.markdown_table(rows)}\n\n![comparison](comparison.png)\n",
+    )
+    log(f"wrote {out_dir}/results.json, results.csv, report.md, comparison.png")
+    return metrics

@@ -1,0 +1,286 @@
+"""The ``feasnet`` command: data sets, classical solvers and benchmarks."""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(
+    help="Feasibility-guaranteed learning-to-optimize for wireless power control.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+data_app = typer.Typer(
+    help="Generate, inspect, import and export instance sets.", no_args_is_help=True
+)
+app.add_typer(data_app, name="data")
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+class UserError(Exception):
+    """An error caused by the input; shown as one line, exit status 2."""
+
+
+def _fail(message: str) -> None:
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(code=2)
+
+
+def _guarded(fn):  # type: ignore[no-untyped-def]
+    """Turn the library's input errors into a one-line message and exit status 2."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):  # type: ignore[no-untyped-def]
+        try:
+            return fn(*args, **kwargs)
+        except (UserError, ValueError, KeyError, FileNotFoundError, OSError) as exc:
+            message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
+            _fail(str(message))
+
+    return wrapper
+
+
+# ------------------------------------------------------------------------------ data
+@data_app.command("presets")
+def data_presets() -> None:
+    """List the named scenarios with their parameters."""
+    from feasnet.data.presets import PRESETS
+
+    table = Table(title="feasnet scenario presets")
+    for column in (
+        "name",
+        "kind",
+        "B",
+        "Q",
+        "users",
+        "min rate [Mbit/s]",
+        "pmax [mW]",
+        "noise [W]",
+        "samples",
+        "description",
+    ):
+        table.add_column(column)
+    for name, s in PRESETS.items():
+        table.add_row(
+            name,
+            s.kind,
+            str(s.num_bs),
+            str(s.num_channels),
+            str(s.num_bs * s.num_channels),
+            f"{s.min_rate / 1e6:g}",
+            f"{s.pmax * 1e3:g}",
+            f"{s.noise_power:.3g}",
+            str(s.num_samples),
+            s.description,
+        )
+    console.print(table)
+
+
+@data_app.command("generate")
+@_guarded
+def data_generate(
+    preset: Annotated[str, typer.Argument(help="Preset name (see `feasnet data presets`).")],
+    out: Annotated[Path, typer.Option(help="HDF5 file to write.")],
+    samples: Annotated[int | None, typer.Option(help="Feasible instances to keep.")] = None,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    train: Annotated[float, typer.Option(help="Train fraction.")] = 0.9,
+    validation: Annotated[float, typer.Option(help="Validation fraction.")] = 0.05,
+    test: Annotated[float, typer.Option(help="Test fraction.")] = 0.05,
+) -> None:
+    """Draw feasible instances of a preset and store them, split, in HDF5."""
+    from feasnet.data import generate, storage
+    from feasnet.data.presets import get_preset
+
+    scenario = get_preset(preset)
+    n = samples or scenario.num_samples
+    if n <= 0:
+        raise UserError(f"samples: expected a positive count, got {n}")
+    instances, stats = generate.generate(scenario, n, seed=seed)
+    storage.write_dataset(
+        out, instances, scenario, seed=seed, stats=stats, splits=(train, validation, test)
+    )
+    console.print(
+        f"wrote {out}: {n} feasible instances of {scenario.name} "
+        f"({stats.drawn} drawn, {stats.rejected} infeasible rejected)"
+    )
+
+
+@data_app.command("info")
+@_guarded
+def data_info(dataset: Annotated[Path, typer.Argument(help="HDF5 data set.")]) -> None:
+    """Show a data set's scenario, seed and split sizes."""
+    from feasnet.data import storage
+
+    info = storage.read_info(dataset)
+    console.print(info)
+
+
+@data_app.command("export")
+@_guarded
+def data_export(
+    dataset: Annotated[Path, typer.Argument(help="HDF5 data set.")],
+    out: Annotated[Path, typer.Option(help=".npz file to write.")],
+    split: Annotated[str, typer.Option(help="train, validation or test.")] = "test",
+) -> None:
+    """Write one split as a plain .npz (H, pmax, noise, bandwidth, min_rate)."""
+    from feasnet.data import exchange, storage
+
+    instances, _ = storage.read_dataset(dataset, split)
+    exchange.save_npz(out, instances)
+    console.print(f"wrote {out}: {len(instances)} instances from the {split} split")
+
+
+@data_app.command("import")
+@_guarded
+def data_import(
+    source: Annotated[Path, typer.Argument(help=".npz file in the exchange format.")],
+    out: Annotated[Path, typer.Option(help="HDF5 data set to write.")],
+    seed: Annotated[int, typer.Option(help="Seed of the split shuffle.")] = 0,
+    train: Annotated[float, typer.Option(help="Train fraction.")] = 0.9,
+    validation: Annotated[float, typer.Option(help="Validation fraction.")] = 0.05,
+    test: Annotated[float, typer.Option(help="Test fraction.")] = 0.05,
+) -> None:
+    """Check your own channels (.npz) and store them as a split HDF5 data set."""
+    from feasnet.data import exchange, storage
+    from feasnet.problems import power_control as pc
+
+    instances = exchange.load_npz(source)
+    feasible = pc.minimum_power(instances).feasible
+    if not feasible.any():
+        raise UserError(f"{source}: none of the {len(instances)} instances is feasible")
+    dropped = int((~feasible).sum())
+    instances = instances[feasible]
+    storage.write_imported(
+        out,
+        instances,
+        source=str(source),
+        seed=seed,
+        splits=(train, validation, test),
+        dropped=dropped,
+    )
+    console.print(
+        f"wrote {out}: {len(instances)} instances"
+        + (f" ({dropped} infeasible instances dropped)" if dropped else "")
+    )
+
+
+# ------------------------------------------------------------------------------ solving
+@app.command("methods")
+def methods() -> None:
+    """List the methods `feasnet solve --method` accepts."""
+    from feasnet import solvers
+
+    table = Table(title="feasnet methods")
+    table.add_column("name")
+    table.add_column("kind")
+    table.add_column("description")
+    for name, description in solvers.available().items():
+        table.add_row(name, "classical", description)
+    console.print(table)
+
+
+@app.command("solve")
+@_guarded
+def solve(
+    source: Annotated[Path, typer.Argument(help=".npz instances, or an HDF5 data set.")],
+    method: Annotated[str, typer.Option(help="Method name (see `feasnet methods`).")],
+    out: Annotated[Path, typer.Option(help="Solution .npz to write.")],
+    split: Annotated[str, typer.Option(help="Split to solve when SOURCE is HDF5.")] = "test",
+    workers: Annotated[int | None, typer.Option(help="Worker processes (default: cores).")] = None,
+) -> None:
+    """Solve every instance of a file; writes P, feasible, sum_rate, seconds."""
+    from feasnet import solvers
+    from feasnet.data import exchange, storage
+    from feasnet.evaluate import evaluate
+
+    if method.lower() not in solvers.SOLVERS:
+        raise UserError(
+            f"method: unknown method {method!r}; choose one of {', '.join(solvers.SOLVERS)}"
+        )
+    if source.suffix.lower() in {".h5", ".hdf5"}:
+        instances, _ = storage.read_dataset(source, split)
+    else:
+        instances = exchange.load_npz(source)
+    result = solvers.solve(method, instances, workers=workers)
+    result.save_npz(out)
+    m = evaluate(result)
+    infeasible = [i for i, msg in enumerate(result.messages) if msg]
+    for i in infeasible[:10]:
+        err_console.print(f"instance {i}: {result.messages[i]}", highlight=False)
+    if len(infeasible) > 10:
+        err_console.print(f"... and {len(infeasible) - 10} more instances with messages")
+    console.print(
+        f"{result.method}: {m.num_instances} instances, mean sum rate "
+        f"{m.mean_sum_rate / 1e6:.3f} Mbit/s (infeasible counted as 0), "
+        f"{int(result.feasible.sum())} feasible at rtol {result.rtol:g}, "
+        f"{m.time_per_sample * 1e3:.3g} ms per instance -> {out}"
+    )
+
+
+# ------------------------------------------------------------------------------ bench
+@app.command("bench")
+@_guarded
+def bench(
+    suite: Annotated[str, typer.Option(help="Benchmark suite: classical.")] = "classical",
+    preset: Annotated[str | None, typer.Option(help="Scenario preset.")] = None,
+    samples: Annotated[int | None, typer.Option(help="Instances to generate (all splits).")] = None,
+    seed: Annotated[int, typer.Option(help="Data seed.")] = 0,
+    methods: Annotated[str | None, typer.Option(help="Comma-separated method names.")] = None,
+    workers: Annotated[int | None, typer.Option(help="Worker processes (default: cores).")] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Run folder (default runs/<suite>-<preset>-<time>).")
+    ] = None,
+) -> None:
+    """Run a benchmark suite; prints a table and writes results.json/csv, report.md, a PNG."""
+    from feasnet.bench import classical
+
+    if suite != "classical":
+        raise UserError(f"suite: unknown suite {suite!r}; available: classical")
+    preset = preset or classical.DEFAULT_PRESET
+    samples = samples if samples is not None else DEFAULT_BENCH_SAMPLES.get(preset)
+    chosen = (
+        tuple(m.strip().lower() for m in methods.split(","))
+        if methods
+        else classical.DEFAULT_METHODS
+    )
+    from feasnet import solvers
+
+    unknown = [m for m in chosen if m not in solvers.SOLVERS]
+    if unknown:
+        raise UserError(
+            f"methods: unknown {', '.join(unknown)}; choose from {', '.join(solvers.SOLVERS)}"
+        )
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    run_dir = out or Path("runs") / f"{suite}-{preset}-{stamp}"
+    console.print(f"[bold]feasnet bench[/] suite={suite} preset={preset} -> {run_dir}")
+    classical.run(
+        run_dir,
+        preset=preset,
+        num_samples=samples,
+        seed=seed,
+        methods=chosen,
+        workers=workers,
+        log=console.print,
+    )
+
+
+DEFAULT_BENCH_SAMPLES: dict[str, int] = {"small": 4000}
+"""Instances generated by ``feasnet bench`` per preset (the test split is 5 % of them)."""
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

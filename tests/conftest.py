@@ -1,0 +1,42 @@
+"""Shared fixtures: small random power-control batches."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+from feasnet.problems.instances import PowerControlInstances
+
+os.environ.setdefault("FEASNET_PROGRESS", "0")
+
+
+def random_instances(
+    n: int,
+    num_bs: int,
+    num_channels: int,
+    seed: int = 0,
+    min_rate: float = 2.5e6,
+    cross_scale: float = 0.2,
+    pathloss: bool = False,
+) -> PowerControlInstances:
+    """Random instances with dominant direct gains (mostly feasible).
+
+    ``pathloss=True`` scales gains to ~1e-10 and noise to ~6e-14 W as in the path-loss data.
+    """
+    g = torch.Generator().manual_seed(seed)
+    gain = torch.rand(n, num_bs, num_channels, num_bs, generator=g, dtype=torch.float64)
+    gain = gain * cross_scale
+    idx = torch.arange(num_bs)
+    gain[:, idx, :, idx] = 1.0 + torch.rand(
+        num_bs, n, num_channels, generator=g, dtype=torch.float64
+    )
+    if pathloss:
+        return PowerControlInstances.from_arrays(gain * 1e-10, 1e-3, 6.3e-14, 5e6, min_rate)
+    return PowerControlInstances.from_arrays(gain * 1e-4, 1e-3, 1e-8, 5e6, min_rate)
+
+
+@pytest.fixture
+def small_batch() -> PowerControlInstances:
+    return random_instances(16, 3, 2, seed=1)
