@@ -22,8 +22,9 @@ data_app = typer.Typer(
 )
 app.add_typer(data_app, name="data")
 
-console = Console()
-err_console = Console(stderr=True)
+# wide enough for the tables when output goes to a file or a pipe (rich assumes 80 columns)
+console = Console(width=None if sys.stdout.isatty() else 120)
+err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 120)
 
 
 class UserError(Exception):
@@ -56,20 +57,10 @@ def data_presets() -> None:
     """List the named scenarios with their parameters."""
     from feasnet.data.presets import PRESETS
 
-    table = Table(title="feasnet scenario presets")
-    for column in (
-        "name",
-        "kind",
-        "B",
-        "Q",
-        "users",
-        "min rate [Mbit/s]",
-        "pmax [mW]",
-        "noise [W]",
-        "samples",
-        "description",
-    ):
-        table.add_column(column)
+    table = Table(title="feasnet scenario presets (feasnet data generate NAME --out FILE.h5)")
+    columns = ("name", "kind", "B", "Q", "U", "min rate", "pmax", "noise", "samples")
+    for column in columns:
+        table.add_column(column, no_wrap=True)
     for name, s in PRESETS.items():
         table.add_row(
             name,
@@ -77,13 +68,13 @@ def data_presets() -> None:
             str(s.num_bs),
             str(s.num_channels),
             str(s.num_bs * s.num_channels),
-            f"{s.min_rate / 1e6:g}",
-            f"{s.pmax * 1e3:g}",
-            f"{s.noise_power:.3g}",
+            f"{s.min_rate / 1e6:g} Mbit/s",
+            f"{s.pmax:g} W",
+            f"{s.noise_power:.3g} W",
             str(s.num_samples),
-            s.description,
         )
     console.print(table)
+    console.print("Descriptions and the channel models: docs/datasets.md")
 
 
 @data_app.command("generate")
@@ -98,14 +89,15 @@ def data_generate(
     test: Annotated[float, typer.Option(help="Test fraction.")] = 0.05,
 ) -> None:
     """Draw feasible instances of a preset and store them, split, in HDF5."""
-    from feasnet.data import generate, storage
+    from feasnet.data import storage
+    from feasnet.data.generate import generate
     from feasnet.data.presets import get_preset
 
     scenario = get_preset(preset)
     n = samples or scenario.num_samples
     if n <= 0:
         raise UserError(f"samples: expected a positive count, got {n}")
-    instances, stats = generate.generate(scenario, n, seed=seed)
+    instances, stats = generate(scenario, n, seed=seed)
     storage.write_dataset(
         out, instances, scenario, seed=seed, stats=stats, splits=(train, validation, test)
     )
@@ -122,7 +114,14 @@ def data_info(dataset: Annotated[Path, typer.Argument(help="HDF5 data set.")]) -
     from feasnet.data import storage
 
     info = storage.read_info(dataset)
-    console.print(info)
+    console.print(f"{info.path}: {info.scenario.summary()}")
+    console.print(f"  {info.scenario.description}")
+    sizes = ", ".join(f"{k} {v}" for k, v in info.split_sizes.items())
+    console.print(f"  splits: {sizes} (total {info.num_instances})")
+    console.print(
+        f"  seed {info.seed}, drawn {info.drawn}, rejected {info.rejected}, "
+        f"created {info.created} by feasnet {info.feasnet_version}"
+    )
 
 
 @data_app.command("export")
@@ -151,7 +150,10 @@ def data_import(
     test: Annotated[float, typer.Option(help="Test fraction.")] = 0.05,
 ) -> None:
     """Check your own channels (.npz) and store them as a split HDF5 data set."""
+    import torch
+
     from feasnet.data import exchange, storage
+    from feasnet.data.presets import Scenario
     from feasnet.problems import power_control as pc
 
     instances = exchange.load_npz(source)
@@ -160,16 +162,25 @@ def data_import(
         raise UserError(f"{source}: none of the {len(instances)} instances is feasible")
     dropped = int((~feasible).sum())
     instances = instances[feasible]
-    storage.write_imported(
-        out,
-        instances,
-        source=str(source),
-        seed=seed,
-        splits=(train, validation, test),
-        dropped=dropped,
+    order = torch.randperm(len(instances), generator=torch.Generator().manual_seed(seed))
+    instances = instances[order]
+    scenario = Scenario(
+        name=f"imported-{source.stem}",
+        kind="imported",
+        num_bs=instances.num_bs,
+        num_channels=instances.num_channels,
+        min_rate=float(instances.min_rate.max()),
+        pmax=float(instances.pmax[0]),
+        bandwidth=float(instances.bandwidth[0]),
+        noise=float(instances.noise[0]),
+        num_samples=len(instances),
+        description=f"imported from {source.name}; per-instance scalars are stored in the data",
+    )
+    storage.write_dataset(
+        out, instances, scenario, seed=seed, stats=None, splits=(train, validation, test)
     )
     console.print(
-        f"wrote {out}: {len(instances)} instances"
+        f"wrote {out}: {len(instances)} instances, shuffled with seed {seed}"
         + (f" ({dropped} infeasible instances dropped)" if dropped else "")
     )
 

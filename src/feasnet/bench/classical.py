@@ -18,8 +18,8 @@ import torch
 
 from feasnet import solvers
 from feasnet.bench import report
-from feasnet.data import generate as data_generate
 from feasnet.data import storage
+from feasnet.data.generate import generate
 from feasnet.data.presets import get_preset
 from feasnet.evaluate import MethodMetrics, evaluate
 from feasnet.problems.power_control import DEFAULT_RTOL
@@ -43,13 +43,13 @@ def ensure_dataset(
         if (
             info.scenario.name == scenario.name
             and info.seed == seed
-            and info.num_samples == samples
+            and info.num_instances == samples
         ):
             log(f"reusing {path} ({samples} instances)")
             return path
         log(f"{path} was made for other settings; regenerating")
     start = time.perf_counter()
-    instances, stats = data_generate.generate(scenario, samples, seed=seed)
+    instances, stats = generate(scenario, samples, seed=seed)
     storage.write_dataset(path, instances, scenario, seed=seed, stats=stats)
     log(
         f"generated {samples} feasible instances of {scenario.name} in "

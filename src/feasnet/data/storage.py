@@ -1,0 +1,347 @@
+"""HDF5 storage of generated instance sets, split into train / validation / test.
+
+Layout of a file written by :func:`write_dataset`::
+
+    /                       root attributes (see below)
+    /train/H                (N_train, B, Q, B) float64, linear power gain
+    /train/pmax             (N_train,) float64 [W]
+    /train/noise            (N_train,) float64 [W]
+    /train/bandwidth        (N_train,) float64 [Hz]
+    /train/min_rate         (N_train, B, Q) float64 [bit/s]
+    /validation/...         same datasets
+    /test/...               same datasets
+
+Root attributes: ``feasnet_format = "power-control-dataset"``, ``format_version = 1``,
+``scenario_json`` (the full :class:`~feasnet.data.presets.Scenario` as JSON) and every scenario
+field under its own name (fields that are ``None`` are left out), ``noise_power`` [W],
+``seed``, ``drawn``, ``rejected``, ``num_instances``, ``split_train``, ``split_validation``,
+``split_test`` (fractions), ``created`` (UTC, ISO 8601) and ``feasnet_version``. Each split
+group carries ``num_instances``.
+
+Splits are contiguous slices in the order the instances were generated (train first). The
+generated instances are independent draws, so the order carries no information and no shuffle
+is needed; keeping it makes a file a pure function of the generation run. Split sizes are
+``round(fraction * N)`` for validation and test, the rest for train.
+
+Files are written to a temporary name and renamed (:func:`feasnet.atomic.atomic_path`), so an
+interrupted write never leaves a partial file.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+import pydantic
+
+from feasnet import __version__
+from feasnet.atomic import atomic_path
+from feasnet.data.generate import GenerationStats
+from feasnet.data.presets import Scenario
+from feasnet.problems.instances import InvalidInstanceError, PowerControlInstances
+
+FORMAT_MARKER = "power-control-dataset"
+"""Value of the root attribute ``feasnet_format``."""
+FORMAT_VERSION = 1
+"""Value of the root attribute ``format_version`` written by this version."""
+SPLIT_NAMES = ("train", "validation", "test")
+"""Split groups, in file order."""
+DATASET_NAMES = ("H", "pmax", "noise", "bandwidth", "min_rate")
+"""Datasets of every split group."""
+DEFAULT_SPLITS = (0.9, 0.05, 0.05)
+"""Train, validation and test fractions of the power-control paper."""
+
+
+class DatasetFileError(ValueError):
+    """A dataset file is missing, unreadable or not a valid feasnet dataset."""
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What a dataset file says about itself.
+
+    Attributes:
+        path: the file.
+        format_version: layout version.
+        scenario: the scenario the instances were drawn from.
+        seed: generation seed (``None`` if not recorded).
+        drawn, rejected: generation counts (``None`` if not recorded).
+        splits: fraction per split name.
+        split_sizes: instances per split name.
+        created: creation time, UTC ISO 8601.
+        feasnet_version: version of feasnet that wrote the file.
+    """
+
+    path: Path
+    format_version: int
+    scenario: Scenario
+    seed: int | None
+    drawn: int | None
+    rejected: int | None
+    splits: dict[str, float]
+    split_sizes: dict[str, int]
+    created: str
+    feasnet_version: str
+
+    @property
+    def num_instances(self) -> int:
+        """Instances over all splits."""
+        return sum(self.split_sizes.values())
+
+
+# ---------------------------------------------------------------------------- writing
+def validate_splits(splits: tuple[float, float, float] | list[float]) -> tuple[float, float, float]:
+    """Check train / validation / test fractions: three finite values > 0 summing to 1.
+
+    Raises:
+        ValueError: naming the problem.
+    """
+    values = tuple(float(s) for s in splits)
+    if len(values) != 3:
+        raise ValueError(
+            f"splits: expected three fractions (train, validation, test), got {len(values)}"
+        )
+    if not all(math.isfinite(v) and v > 0 for v in values):
+        raise ValueError(f"splits: every fraction must be > 0, got {values}")
+    if not math.isclose(sum(values), 1.0, rel_tol=0, abs_tol=1e-9):
+        raise ValueError(f"splits: fractions must sum to 1, got {values} (sum {sum(values):g})")
+    return values  # type: ignore[return-value]
+
+
+def split_sizes(num_instances: int, splits: tuple[float, float, float]) -> tuple[int, int, int]:
+    """Instances per split: validation and test rounded, train takes the rest.
+
+    Raises:
+        ValueError: when some split would be empty.
+    """
+    validation = round(splits[1] * num_instances)
+    test = round(splits[2] * num_instances)
+    train = num_instances - validation - test
+    sizes = (train, validation, test)
+    if min(sizes) < 1:
+        raise ValueError(
+            f"splits: {num_instances} instances are too few for fractions {splits}; "
+            f"split sizes would be {dict(zip(SPLIT_NAMES, sizes, strict=True))}"
+        )
+    return sizes
+
+
+def write_dataset(
+    path: str | os.PathLike[str],
+    instances: PowerControlInstances,
+    scenario: Scenario,
+    seed: int | None,
+    stats: GenerationStats | None,
+    splits: tuple[float, float, float] = DEFAULT_SPLITS,
+) -> DatasetInfo:
+    """Write ``instances`` (in order) as train / validation / test groups of an HDF5 file.
+
+    Args:
+        path: target file; written atomically, parent folders created.
+        instances: the batch, ``gain (N, B, Q, B)`` with ``B, Q`` matching ``scenario``.
+        scenario: recorded in the root attributes.
+        seed: generation seed (``None`` for data not drawn by feasnet).
+        stats: generation counts (``None`` to leave ``drawn`` / ``rejected`` out).
+        splits: train, validation and test fractions (each > 0, summing to 1).
+
+    Returns:
+        The file's :class:`DatasetInfo`.
+
+    Raises:
+        ValueError: on invalid splits or a batch that does not match the scenario.
+    """
+    fractions = validate_splits(splits)
+    n = instances.num_instances
+    if (instances.num_bs, instances.num_channels) != (scenario.num_bs, scenario.num_channels):
+        raise ValueError(
+            f"instances: B={instances.num_bs}, Q={instances.num_channels} do not match scenario "
+            f"{scenario.name!r} (B={scenario.num_bs}, Q={scenario.num_channels})"
+        )
+    sizes = split_sizes(n, fractions)
+    arrays = instances.as_numpy()
+    created = datetime.now(UTC).isoformat(timespec="seconds")
+    target = Path(path)
+    with atomic_path(target) as tmp, h5py.File(tmp, "w") as f:
+        f.attrs["feasnet_format"] = FORMAT_MARKER
+        f.attrs["format_version"] = FORMAT_VERSION
+        f.attrs["scenario_json"] = scenario.model_dump_json()
+        for key, value in scenario.model_dump().items():
+            if value is not None:
+                f.attrs[key] = value
+        f.attrs["noise_power"] = scenario.noise_power
+        if seed is not None:
+            f.attrs["seed"] = int(seed)
+        if stats is not None:
+            f.attrs["drawn"] = int(stats.drawn)
+            f.attrs["rejected"] = int(stats.rejected)
+        f.attrs["num_instances"] = n
+        for name, fraction in zip(SPLIT_NAMES, fractions, strict=True):
+            f.attrs[f"split_{name}"] = fraction
+        f.attrs["created"] = created
+        f.attrs["feasnet_version"] = __version__
+        start = 0
+        for name, size in zip(SPLIT_NAMES, sizes, strict=True):
+            group = f.create_group(name)
+            group.attrs["num_instances"] = size
+            for key in DATASET_NAMES:
+                group.create_dataset(key, data=arrays[key][start : start + size])
+            start += size
+    return DatasetInfo(
+        path=target,
+        format_version=FORMAT_VERSION,
+        scenario=scenario,
+        seed=None if seed is None else int(seed),
+        drawn=None if stats is None else int(stats.drawn),
+        rejected=None if stats is None else int(stats.rejected),
+        splits=dict(zip(SPLIT_NAMES, fractions, strict=True)),
+        split_sizes=dict(zip(SPLIT_NAMES, sizes, strict=True)),
+        created=created,
+        feasnet_version=__version__,
+    )
+
+
+# ---------------------------------------------------------------------------- reading
+def _open(path: str | os.PathLike[str]) -> h5py.File:
+    """Open a feasnet dataset read-only, checking that it is one."""
+    p = Path(path)
+    if not p.exists():
+        raise DatasetFileError(f"{p}: no such file")
+    if not p.is_file():
+        raise DatasetFileError(f"{p}: not a file")
+    try:
+        is_hdf5 = h5py.is_hdf5(p)
+    except OSError as exc:
+        raise DatasetFileError(f"{p}: cannot read the file ({exc})") from exc
+    if not is_hdf5:
+        raise DatasetFileError(f"{p}: not an HDF5 file")
+    try:
+        f = h5py.File(p, "r")
+    except OSError as exc:
+        raise DatasetFileError(f"{p}: cannot open as HDF5 ({exc})") from exc
+    marker = _attr(f, "feasnet_format")
+    if marker != FORMAT_MARKER:
+        f.close()
+        found = "missing" if marker is None else f"{marker!r}"
+        raise DatasetFileError(
+            f"{p}: not a feasnet power-control dataset (root attribute feasnet_format is "
+            f"{found}, expected {FORMAT_MARKER!r})"
+        )
+    version = _attr(f, "format_version")
+    if not isinstance(version, int) or not 1 <= version <= FORMAT_VERSION:
+        f.close()
+        raise DatasetFileError(
+            f"{p}: unsupported format_version {version!r} (this feasnet reads version "
+            f"{FORMAT_VERSION}); a newer file needs a newer feasnet"
+        )
+    return f
+
+
+def _attr(f: h5py.File, key: str) -> Any:
+    value = f.attrs.get(key)
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _info(f: h5py.File, path: Path) -> DatasetInfo:
+    raw = _attr(f, "scenario_json")
+    if raw is None:
+        raise DatasetFileError(f"{path}: root attribute scenario_json is missing")
+    try:
+        scenario = Scenario.model_validate(json.loads(raw))
+    except (json.JSONDecodeError, pydantic.ValidationError, TypeError) as exc:
+        raise DatasetFileError(f"{path}: root attribute scenario_json is invalid ({exc})") from exc
+    splits: dict[str, float] = {}
+    sizes: dict[str, int] = {}
+    for name in SPLIT_NAMES:
+        fraction = _attr(f, f"split_{name}")
+        if fraction is not None:
+            splits[name] = float(fraction)
+        if name in f and isinstance(f[name], h5py.Group) and "H" in f[name]:
+            sizes[name] = int(f[name]["H"].shape[0])
+
+    def optional_int(key: str) -> int | None:
+        value = _attr(f, key)
+        return None if value is None else int(value)
+
+    return DatasetInfo(
+        path=path,
+        format_version=int(_attr(f, "format_version")),
+        scenario=scenario,
+        seed=optional_int("seed"),
+        drawn=optional_int("drawn"),
+        rejected=optional_int("rejected"),
+        splits=splits,
+        split_sizes=sizes,
+        created=str(_attr(f, "created") or ""),
+        feasnet_version=str(_attr(f, "feasnet_version") or ""),
+    )
+
+
+def read_info(path: str | os.PathLike[str]) -> DatasetInfo:
+    """Read a dataset file's metadata (no instance data).
+
+    Raises:
+        DatasetFileError: missing file, not HDF5, not a feasnet dataset, bad metadata.
+    """
+    with _open(path) as f:
+        return _info(f, Path(path))
+
+
+def read_dataset(
+    path: str | os.PathLike[str], split: str = "test"
+) -> tuple[PowerControlInstances, DatasetInfo]:
+    """Read one split of a dataset file as float64 instances.
+
+    Args:
+        path: a file written by :func:`write_dataset`.
+        split: ``"train"``, ``"validation"`` or ``"test"``.
+
+    Returns:
+        ``(instances, info)``; ``instances.gain`` is ``(N_split, B, Q, B)`` float64.
+
+    Raises:
+        DatasetFileError: missing file, not HDF5, not a feasnet dataset, missing split or
+            dataset, or data that fails validation (the message names path and problem).
+    """
+    p = Path(path)
+    with _open(p) as f:
+        info = _info(f, p)
+        if split not in f or not isinstance(f[split], h5py.Group):
+            available = [name for name in SPLIT_NAMES if name in f]
+            raise DatasetFileError(
+                f"{p}: no split {split!r} (available: {', '.join(available) or 'none'})"
+            )
+        group = f[split]
+        arrays: dict[str, np.ndarray] = {}
+        for key in DATASET_NAMES:
+            if key not in group or not isinstance(group[key], h5py.Dataset):
+                raise DatasetFileError(f"{p}: split {split!r} has no dataset {key!r}")
+            try:
+                arrays[key] = group[key][()]
+            except (OSError, TypeError, ValueError) as exc:
+                raise DatasetFileError(
+                    f"{p}: split {split!r}, dataset {key!r} cannot be read ({exc})"
+                ) from exc
+    try:
+        instances = PowerControlInstances.from_arrays(
+            arrays["H"], arrays["pmax"], arrays["noise"], arrays["bandwidth"], arrays["min_rate"]
+        )
+    except InvalidInstanceError as exc:
+        raise DatasetFileError(f"{p}: split {split!r}: {exc}") from exc
+    expected = (info.scenario.num_bs, info.scenario.num_channels)
+    if (instances.num_bs, instances.num_channels) != expected:
+        raise DatasetFileError(
+            f"{p}: split {split!r}: H has B={instances.num_bs}, Q={instances.num_channels} but "
+            f"the scenario says B={expected[0]}, Q={expected[1]}"
+        )
+    return instances, info
