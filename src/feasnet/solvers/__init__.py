@@ -18,8 +18,14 @@ SOLVERS: dict[str, tuple[str, str]] = {
         "componentwise-minimal QoS power P_min (eqs. 25-26)",
     ),
     "gp": ("feasnet.solvers.gp", "high-SINR geometric program (cvxpy, gp=True)"),
-    "sca": ("feasnet.solvers.sca", "successive convex approximation from the GP point (reference)"),
-    "fw": ("feasnet.solvers.frank_wolfe", "Frank-Wolfe from P_min's interior anchor (LP per step)"),
+    "sca": (
+        "feasnet.solvers.sca",
+        "successive convex approximation of the exact sum rate from the GP point (reference)",
+    ),
+    "fw": (
+        "feasnet.solvers.frank_wolfe",
+        "Frank-Wolfe with away steps from the interior anchor (HiGHS LP per step)",
+    ),
     "ga": ("feasnet.solvers.genetic", "genetic algorithm, batched in torch, feasible by repair"),
 }
 """Solver name -> (module, one-line description)."""
