@@ -152,7 +152,9 @@ def generate(
             if accepted < target:
                 _check_progress(scenario, target, accepted, drawn, max_draws, max_draw_factor)
     stats = GenerationStats(
-        num_samples=accepted, drawn=drawn, rejected=rejected,
+        num_samples=accepted,
+        drawn=drawn,
+        rejected=rejected,
         seconds=time.perf_counter() - start,
     )
     return PowerControlInstances.concatenate(kept), stats
@@ -175,8 +177,7 @@ def _check_progress(
     if not hopeless:
         return
     estimate = (
-        f"at that rate {target:,} samples need about {math.ceil(target / rate):,} draws, "
-        "more than"
+        f"at that rate {target:,} samples need about {math.ceil(target / rate):,} draws, more than"
         if rate > 0
         else f"{target:,} samples cannot be expected within"
     )

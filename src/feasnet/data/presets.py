@@ -44,19 +44,26 @@ class Scenario(BaseModel):
     num_channels: int = Field(gt=0, description="Q, channels (= users) per BS")
     min_rate: float = Field(ge=0, allow_inf_nan=False, description="minimum user rate [bit/s]")
     pmax: float = Field(
-        default=_gaussian.DEFAULT_PMAX_W, gt=0, allow_inf_nan=False,
+        default=_gaussian.DEFAULT_PMAX_W,
+        gt=0,
+        allow_inf_nan=False,
         description="power budget per BS [W]",
     )
     bandwidth: float = Field(
-        default=_gaussian.DEFAULT_BANDWIDTH_HZ, gt=0, allow_inf_nan=False,
+        default=_gaussian.DEFAULT_BANDWIDTH_HZ,
+        gt=0,
+        allow_inf_nan=False,
         description="bandwidth of one channel [Hz]",
     )
     noise: float | None = Field(
-        default=None, gt=0, allow_inf_nan=False,
+        default=None,
+        gt=0,
+        allow_inf_nan=False,
         description="noise power [W] (Gaussian kind; default 1e-8 W)",
     )
     noise_density_dbm_hz: float | None = Field(
-        default=None, allow_inf_nan=False,
+        default=None,
+        allow_inf_nan=False,
         description="noise spectral density [dBm/Hz] (path-loss kind; default -169)",
     )
     area_m: float = Field(default=_path_loss.AREA_M, gt=0, allow_inf_nan=False)

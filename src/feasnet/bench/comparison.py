@@ -1,9 +1,14 @@
-"""The classical comparison: min-power, GP, SCA, Frank-Wolfe and the genetic algorithm.
+"""Side-by-side comparison of classical solvers and learned methods on one preset.
 
 One run folder holds everything a run produces, each file written atomically:
-``dataset.h5`` (generated once, reused), ``solutions/<method>.npz`` (one per method; a method
-whose file exists is not solved again, so an interrupted run resumes), ``results.json``,
-``results.csv``, ``report.md`` and ``comparison.png``.
+``dataset.h5`` (generated once, reused), ``models/<method>/`` (training run of each learned
+method, resumable), ``solutions/<method>.npz`` (one per method; a method whose file exists is
+not solved again, so an interrupted run resumes), ``results.json``, ``results.csv``,
+``report.md`` and ``comparison.png``.
+
+Learned methods are trained on the train split (validation split for early stopping) and,
+like the classical ones, evaluated on the test split. ``+fw`` variants reuse the weights of
+their base method; only the Frank-Wolfe refinement is added at inference.
 """
 
 from __future__ import annotations
@@ -22,11 +27,16 @@ from feasnet.data import storage
 from feasnet.data.generate import generate
 from feasnet.data.presets import get_preset
 from feasnet.evaluate import MethodMetrics, evaluate
+from feasnet.methods import get_method
+from feasnet.problems.instances import PowerControlInstances
 from feasnet.problems.power_control import DEFAULT_RTOL
 from feasnet.solvers.result import AllocationResult
+from feasnet.train import TrainConfig, load_model, model_result, train
 
 DEFAULT_PRESET = "small"
-DEFAULT_METHODS = ("min-power", "gp", "sca", "fw", "ga")
+CLASSICAL_METHODS = ("min-power", "gp", "sca", "fw", "ga")
+LEARNED_METHODS = ("pnet", "dipnet", "dipnet+fw", "depnet", "depnet+fw")
+DEFAULT_METHODS = CLASSICAL_METHODS + LEARNED_METHODS
 REFERENCE = "sca"
 BASELINE = "gp"
 
@@ -58,6 +68,38 @@ def ensure_dataset(
     return path
 
 
+def learned_result(
+    name: str, out_dir: Path, dataset: Path, train_config: TrainConfig | None, log: Any
+) -> Any:
+    """Train (or reuse) the base model of learned method ``name``; return its evaluator."""
+    config = get_method(name)
+    base = name.removesuffix("+fw")
+    run_dir = out_dir / "models" / base
+    if not (run_dir / "done").exists():  # unfinished or never started: (re)train, resuming
+        train_set, info = storage.read_dataset(dataset, "train")
+        validation_set, _ = storage.read_dataset(dataset, "validation")
+        log(f"training {base} on {len(train_set)} instances ...")
+        train(
+            get_method(base),
+            train_set,
+            validation_set,
+            run_dir,
+            train_config,
+            resume=True,
+            metadata={"scenario": info.scenario.model_dump(mode="json")},
+            log=log,
+        )
+        (run_dir / "done").touch()
+    model, _ = load_model(run_dir)
+    model.config = config  # the +fw variants differ from their base only at inference
+
+    def evaluate_on(instances: PowerControlInstances) -> AllocationResult:
+        model_result(model, instances)  # warm-up (lazy imports, first-call allocations)
+        return model_result(model, instances, name=name)
+
+    return evaluate_on
+
+
 def run(
     out_dir: Path,
     preset: str = DEFAULT_PRESET,
@@ -67,8 +109,9 @@ def run(
     workers: int | None = None,
     split: str = "test",
     log: Any = print,
+    train_config: TrainConfig | None = None,
 ) -> list[MethodMetrics]:
-    """Run the classical comparison into ``out_dir`` and return one metrics row per method."""
+    """Run the comparison into ``out_dir`` and return one metrics row per method."""
     out_dir.mkdir(parents=True, exist_ok=True)
     dataset = ensure_dataset(out_dir, preset, num_samples, seed, log)
     instances, info = storage.read_dataset(dataset, split)
@@ -86,7 +129,10 @@ def run(
                 results[name] = cached
                 continue
         start = time.perf_counter()
-        result = solvers.solve(name, instances, workers=workers)
+        if name in solvers.SOLVERS:
+            result = solvers.solve(name, instances, workers=workers)
+        else:
+            result = learned_result(name, out_dir, dataset, train_config, log)(instances)
         result.save_npz(path)
         results[name] = result
         log(f"{name}: done in {time.perf_counter() - start:.1f} s")
@@ -100,7 +146,7 @@ def run(
     )
     report.print_table(rows, title)
     payload = {
-        "suite": "classical",
+        "suite": "comparison",
         "preset": info.scenario.name,
         "scenario": info.scenario.model_dump(),
         "seed": seed,
@@ -123,7 +169,7 @@ def run(
     report.bar_chart(out_dir / "comparison.png", rows, title)
     report.write_text(
         out_dir / "report.md",
-        f"# Classical comparison on `{info.scenario.name}`\n\n{title}.\n\n"
+        f"# Comparison on `{info.scenario.name}`\n\n{title}.\n\n"
         f"Sum rate is the mean over the split with infeasible allocations counted as zero; "
         f"'% of reference' is relative to `{REFERENCE}`, speed-up relative to `{BASELINE}`.\n\n"
         f"{report.markdown_table(rows)}\n\n![comparison](comparison.png)\n",

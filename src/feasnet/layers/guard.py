@@ -1,0 +1,161 @@
+"""Final feasibility guard: a last-resort repair any method can switch on.
+
+For every sample that fails the float64 check
+:func:`feasnet.problems.power_control.is_feasible` (relative tolerance ``rtol``, default 1e-6),
+the guard moves the candidate along the segment toward the strictly interior anchor
+:func:`feasnet.problems.power_control.interior_anchor` with the closed-form ray scaling
+:func:`feasnet.problems.power_control.scale_toward_anchor`, which stops on the first
+constraint the segment crosses. Samples that pass come back bit-for-bit unchanged (the guard
+is the identity there, so gradients flow through untouched).
+
+A point exactly on the boundary can still miss the check by rounding (for example a
+non-negativity row, which the check applies without tolerance, or the cast back to float32).
+The guard therefore shrinks the step further, trying the fractions
+``1, 1 - 1e-9, 1 - 1e-6, 1 - 1e-3, 0.9, 0.5`` of the ray-scaled step and finally the anchor
+itself, and keeps the first one that passes. Instances without any feasible point (the anchor
+is NaN) cannot be repaired: their candidate is returned unchanged and flagged ``unfixable``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from feasnet.problems.instances import PowerControlInstances
+from feasnet.problems.power_control import (
+    DEFAULT_RTOL,
+    interior_anchor,
+    is_feasible,
+    scale_toward_anchor,
+)
+
+STEP_FRACTIONS = (1.0, 1.0 - 1e-9, 1.0 - 1e-6, 1.0 - 1e-3, 0.9, 0.5, 0.0)
+"""Fractions of the ray-scaled step tried in turn (0: the anchor itself)."""
+
+
+@dataclass(frozen=True)
+class GuardResult:
+    """Output of :func:`guard`.
+
+    Attributes:
+        x: ``(N, B, Q)`` normalized powers, feasible for every fixable instance.
+        fired: ``(N,)`` bool, the input failed the check and the guard acted on it.
+        unfixable: ``(N,)`` bool, fired on an instance with no feasible point (left as is).
+        step: ``(N,)`` fraction of the way from the anchor to the candidate that was kept
+            (1 where the guard did not fire or could not fix; 0 means the anchor itself).
+    """
+
+    x: Tensor
+    fired: Tensor
+    unfixable: Tensor
+    step: Tensor
+
+
+def guard(
+    x: Tensor,
+    instances: PowerControlInstances,
+    rtol: float = DEFAULT_RTOL,
+    anchor_fraction: float = 0.5,
+) -> GuardResult:
+    """Repair the samples of ``x`` that fail the float64 feasibility check.
+
+    Args:
+        x: ``(N, B, Q)`` normalized powers (fraction of each instance's pmax), any float dtype.
+        instances: the ``N`` instances.
+        rtol: relative tolerance of :func:`~feasnet.problems.power_control.is_feasible`.
+        anchor_fraction: ``fraction`` argument of
+            :func:`~feasnet.problems.power_control.interior_anchor` (position of the anchor
+            between the minimum-power point and the budget boundary).
+
+    Returns:
+        A :class:`GuardResult`; ``x`` keeps the input's dtype and is differentiable (identity
+        where the guard did not fire, the ray-scaled point where it did).
+    """
+    n = x.shape[0]
+    pmax = instances.pmax.to(device=x.device, dtype=x.dtype)[:, None, None]
+    passed = is_feasible(x * pmax, instances, rtol).to(x.device)
+    fired = ~passed
+    unfixable = torch.zeros_like(fired)
+    step = torch.ones(n, dtype=torch.float64, device=x.device)
+    if not bool(fired.any()):
+        return GuardResult(x=x, fired=fired, unfixable=unfixable, step=step)
+
+    index = fired.nonzero().squeeze(1)
+    sub64 = instances[index].to(torch.float64, x.device)
+    anchor = interior_anchor(sub64, fraction=anchor_fraction)  # (k, B, Q) [W]
+    fixable = torch.isfinite(anchor).all(dim=(1, 2))
+    candidate = x[index].to(torch.float64) * sub64.pmax[:, None, None]
+    safe_anchor = torch.where(fixable[:, None, None], anchor, torch.zeros_like(anchor))
+    scaled, t = scale_toward_anchor(candidate, safe_anchor, sub64)
+    displacement = scaled - safe_anchor  # t * (candidate - anchor)
+
+    sub = instances[index]
+    sub_pmax = pmax[index]
+    repaired = x[index]
+    chosen = torch.zeros_like(fixable)
+    kept = torch.zeros_like(t)
+    for fraction in STEP_FRACTIONS:
+        trial = ((safe_anchor + fraction * displacement) / sub64.pmax[:, None, None]).to(x.dtype)
+        ok = is_feasible(trial * sub_pmax, sub, rtol).to(x.device) & fixable & ~chosen
+        repaired = torch.where(ok[:, None, None], trial, repaired)
+        kept = torch.where(ok, t * fraction, kept)
+        chosen = chosen | ok
+        if bool((chosen | ~fixable).all()):
+            break
+    # unreachable in practice (the anchor is strictly interior); flag rather than hide it
+    unfixable[index] = ~chosen
+    step[index] = torch.where(chosen, kept, torch.ones_like(kept))
+    out = x.index_copy(0, index, torch.where(chosen[:, None, None], repaired, x[index]))
+    return GuardResult(x=out, fired=fired, unfixable=unfixable, step=step)
+
+
+class FeasibilityGuard(nn.Module):
+    """Module form of :func:`guard` that counts how often it fires.
+
+    Attributes:
+        last_fired: ``(N,)`` bool mask of the last call (None before the first).
+        last_unfixable: ``(N,)`` bool, fired on an instance without any feasible point.
+        fired_count: samples repaired (or attempted) since construction / :meth:`reset_counts`.
+        seen_count: samples seen since construction / :meth:`reset_counts`.
+
+    Args:
+        rtol: relative tolerance of the float64 check (default 1e-6).
+        anchor_fraction: position of the interior anchor (see :func:`guard`).
+    """
+
+    def __init__(self, rtol: float = DEFAULT_RTOL, anchor_fraction: float = 0.5) -> None:
+        super().__init__()
+        if rtol < 0:
+            raise ValueError(f"rtol: expected a value >= 0, got {rtol}")
+        if not 0.0 < anchor_fraction < 1.0:
+            raise ValueError(f"anchor_fraction: expected a value in (0, 1), got {anchor_fraction}")
+        self.rtol = rtol
+        self.anchor_fraction = anchor_fraction
+        self.last_fired: Tensor | None = None
+        self.last_unfixable: Tensor | None = None
+        self.fired_count = 0
+        self.seen_count = 0
+
+    def forward(self, raw: Tensor, instances: PowerControlInstances) -> Tensor:
+        """Repair infeasible samples: ``(N, B, Q)`` normalized powers in, same shape out."""
+        result = guard(raw, instances, self.rtol, self.anchor_fraction)
+        self.last_fired = result.fired
+        self.last_unfixable = result.unfixable
+        self.fired_count += int(result.fired.sum())
+        self.seen_count += int(raw.shape[0])
+        return result.x
+
+    @property
+    def fire_rate(self) -> float:
+        """Fraction of the samples seen on which the guard fired (0 before any call)."""
+        return self.fired_count / self.seen_count if self.seen_count else 0.0
+
+    def reset_counts(self) -> None:
+        """Zero :attr:`fired_count` and :attr:`seen_count`."""
+        self.fired_count = 0
+        self.seen_count = 0
+
+    def extra_repr(self) -> str:
+        return f"rtol={self.rtol}, anchor_fraction={self.anchor_fraction}"

@@ -1,0 +1,105 @@
+"""Fully connected backbone of the power-control paper (sections IV-B, VIII).
+
+``features -> [Linear -> BatchNorm1d -> ReLU -> Dropout] x 3 (200 units) -> Linear(U)
+-> final activation``, output reshaped to ``(N, B, Q)`` *normalized* powers (fraction of each
+instance's pmax): output unit ``b*Q + q`` is the power of BS ``b`` on channel ``q``.
+
+Final activations (section VIII-B-1):
+
+* ``"affine"``: none (any real value);
+* ``"relu"``: ``>= 0``;
+* ``"sigmoid"``: in ``(0, 1)`` per entry (default; the paper's choice for DIPNet / DEPNet);
+* ``"softmax"``: softmax over the ``Q`` channels of each BS, so each BS's entries are positive
+  and sum to 1, i.e. the budget is met with equality (PNet).
+
+The paper gives no dropout rate; we default to 0.1, a light regularizer that does not slow
+training down noticeably at this width. Batch norm uses running statistics in eval mode, so
+any batch size (1 included) works there; in training mode a batch needs at least 2 samples.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+import torch
+from torch import Tensor, nn
+
+from feasnet.nets.features import DEFAULT_GAIN_FLOOR, ChannelFeatures
+from feasnet.problems.instances import PowerControlInstances
+
+FinalActivation = Literal["affine", "relu", "sigmoid", "softmax"]
+ACTIVATIONS: tuple[str, ...] = ("affine", "relu", "sigmoid", "softmax")
+
+
+class PowerControlMLP(nn.Module):
+    """The paper's fully connected backbone ``N_r``: instances in, normalized powers out.
+
+    Args:
+        num_bs: ``B``.
+        num_channels: ``Q``.
+        hidden: widths of the hidden layers (paper: three of 200).
+        dropout: dropout rate after each hidden layer (paper: unstated; default 0.1).
+        activation: final activation, one of ``"affine"``, ``"relu"``, ``"sigmoid"``,
+            ``"softmax"`` (per BS over its channels).
+        batch_norm: batch normalization after each hidden affine map (paper: yes).
+        include_rate_targets: feed each user's ``alpha / W`` as extra features.
+        gain_floor: floor on ``H * pmax / noise`` before the log.
+    """
+
+    def __init__(
+        self,
+        num_bs: int,
+        num_channels: int,
+        hidden: Sequence[int] = (200, 200, 200),
+        dropout: float = 0.1,
+        activation: FinalActivation = "sigmoid",
+        batch_norm: bool = True,
+        include_rate_targets: bool = False,
+        gain_floor: float = DEFAULT_GAIN_FLOOR,
+    ) -> None:
+        super().__init__()
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation: expected one of {ACTIVATIONS}, got {activation!r}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout: expected a value in [0, 1), got {dropout}")
+        if any(width < 1 for width in hidden):
+            raise ValueError(f"hidden: expected positive widths, got {tuple(hidden)}")
+        self.num_bs = num_bs
+        self.num_channels = num_channels
+        self.activation: FinalActivation = activation
+        self.features = ChannelFeatures(num_bs, num_channels, include_rate_targets, gain_floor)
+        layers: list[nn.Module] = []
+        width = self.features.num_features
+        for size in hidden:
+            layers.append(nn.Linear(width, size))
+            if batch_norm:
+                layers.append(nn.BatchNorm1d(size))
+            layers.append(nn.ReLU())
+            if dropout > 0:
+                layers.append(nn.Dropout(dropout))
+            width = size
+        self.body = nn.Sequential(*layers)
+        self.head = nn.Linear(width, num_bs * num_channels)
+
+    def fit_normalizer(self, instances: PowerControlInstances) -> PowerControlMLP:
+        """Fit the input standardization on the training set; returns ``self``."""
+        self.features.fit_normalizer(instances)
+        return self
+
+    def logits(self, instances: PowerControlInstances) -> Tensor:
+        """Pre-activation outputs ``(N, B, Q)`` in the parameters' dtype."""
+        dtype = self.head.weight.dtype
+        hidden = self.body(self.features(instances).to(dtype))
+        return self.head(hidden).reshape(-1, self.num_bs, self.num_channels)
+
+    def forward(self, instances: PowerControlInstances) -> Tensor:
+        """Raw normalized powers ``(N, B, Q)`` (fraction of pmax) for the feasibility layer."""
+        z = self.logits(instances)
+        if self.activation == "relu":
+            return torch.relu(z)
+        if self.activation == "sigmoid":
+            return torch.sigmoid(z)
+        if self.activation == "softmax":
+            return torch.softmax(z, dim=2)
+        return z

@@ -1,0 +1,284 @@
+"""Iterative correction (DEPNet), penalty (PNet) and the final feasibility guard."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from feasnet.layers.correction import (
+    IterativeCorrection,
+    correct,
+    equilibrate_rows,
+    squared_violation,
+    tighten,
+)
+from feasnet.layers.guard import FeasibilityGuard, guard
+from feasnet.layers.penalty import Penalty, constraint_violation, soft_loss
+from feasnet.problems import power_control as pc
+from feasnet.problems.instances import PowerControlInstances
+from tests.conftest import random_instances
+
+
+def feasible_instances(
+    n: int, num_bs: int, num_channels: int, seed: int = 0, min_rate: float = 2.5e6
+) -> PowerControlInstances:
+    """Path-loss-scale instances, keeping only the feasible ones."""
+    inst = random_instances(n, num_bs, num_channels, seed=seed, min_rate=min_rate, pathloss=True)
+    keep = pc.minimum_power(inst).feasible.nonzero().squeeze(1)
+    assert len(keep) > 0
+    return inst[keep]
+
+
+def uniform_raw(inst: PowerControlInstances, seed: int = 0, low: float = 0.0, high: float = 1.0):
+    g = torch.Generator().manual_seed(seed)
+    shape = (len(inst), inst.num_bs, inst.num_channels)
+    return low + (high - low) * torch.rand(shape, generator=g, dtype=torch.float64)
+
+
+def feasible(x: torch.Tensor, inst: PowerControlInstances) -> torch.Tensor:
+    """Float64 check at rtol 1e-6 of normalized powers ``x``."""
+    return pc.is_feasible(x.double() * inst.pmax[:, None, None], inst, rtol=1e-6)
+
+
+# ----------------------------------------------------------------------------- correction
+def test_correction_gradcheck_training_mode() -> None:
+    inst = feasible_instances(4, 2, 2, seed=1)
+    raw = uniform_raw(inst, seed=2, low=0.05, high=0.95).requires_grad_()
+    layer = IterativeCorrection(train_steps=3).train()
+    assert torch.autograd.gradcheck(lambda r: layer(r, inst), (raw,))
+
+
+def test_correction_gradcheck_newton_steps() -> None:
+    inst = feasible_instances(4, 2, 2, seed=3)
+    cons = pc.linear_constraints(inst)
+    x = pc.to_vector(uniform_raw(inst, seed=4, low=0.05, high=0.95)).requires_grad_()
+
+    # A larger ridge than the default 1e-8: with 1e-8 the Hessian's condition number (~1e9)
+    # makes the finite differences themselves inaccurate at the 1e-2 level. Two steps stay
+    # generic here because the ridge keeps the first step off the row targets.
+    def two_steps(z: torch.Tensor) -> torch.Tensor:
+        return correct(z, cons, 2, "newton", regularization=1e-3)
+
+    assert torch.autograd.gradcheck(two_steps, (x,))
+
+
+def test_newton_reaches_feasibility_where_gradient_descent_does_not() -> None:
+    # the paper's Fig. 11 behaviour on a small case: same budget of 10 steps
+    inst = feasible_instances(64, 4, 3, seed=3)
+    raw = uniform_raw(inst, seed=0)
+    cons = pc.linear_constraints(inst)
+    x0 = pc.to_vector(raw)
+    assert not feasible(raw, inst).any()  # the starting points are infeasible
+    newton = correct(x0, cons, 10, "newton")
+    gradient = correct(x0, cons, 10, "gradient")
+    assert feasible(pc.to_matrix(newton, 4, 3), inst).all()
+    assert feasible(pc.to_matrix(gradient, 4, 3), inst).float().mean() < 0.6
+    # the layer in eval mode (Newton, early exit) gives feasible outputs too
+    out = IterativeCorrection().eval()(raw, inst)
+    assert out.shape == raw.shape
+    assert feasible(out, inst).all()
+
+
+def test_newton_decreases_violation_monotonically_on_a_small_case() -> None:
+    inst = feasible_instances(32, 3, 2, seed=5)
+    cons = pc.linear_constraints(inst)
+    trace: list[torch.Tensor] = []
+    correct(pc.to_vector(uniform_raw(inst, seed=1)), cons, 8, "newton", trace=trace)
+    values = torch.stack(trace, dim=1)  # (N, steps + 1)
+    assert (values[:, 1:] <= values[:, :-1] * (1 + 1e-12) + 1e-30).all()
+    assert (values[:, 0] > 0).all() and (values[:, -1] < 1e-20).all()
+
+
+def test_bound_aware_newton_escapes_where_the_plain_clamp_stalls() -> None:
+    # A path-loss draw (preset "small", gains in units of noise / pmax, 4 digits) and a uniform
+    # starting point on which "Newton step, then clamp at 0" stalls: the step asks for negative
+    # powers on channel 1, the clamp undoes it, and the rest of the step is ~0.
+    gain = torch.tensor(
+        [
+            [[53820.0, 2.569, 787.3], [19700.0, 49.93, 7055.0]],
+            [[624.4, 63.24, 502.3], [469.9, 84.07, 2586.0]],
+            [[9566.0, 8.472, 91840.0], [198.6, 12.46, 167.1]],
+        ],
+        dtype=torch.float64,
+    )
+    inst = PowerControlInstances.from_arrays(gain[None], 1.0, 1.0, 5e6, 2.5e6)
+    assert pc.minimum_power(inst).feasible.all()
+    cons = pc.linear_constraints(inst)
+    x0 = torch.tensor([[0.568, 0.96, 0.983, 0.913, 0.168, 0.267]], dtype=torch.float64)
+    plain = correct(x0, cons, 100, "newton", bound_passes=0)
+    assert squared_violation(plain, cons).item() > 1.0  # stuck far from the polytope
+    assert (plain[0, 3:] == 0).all()  # channel 1 switched off
+    fixed = correct(x0, cons, 100, "newton", early_exit=True)  # default: bound-aware
+    assert feasible(pc.to_matrix(fixed, 3, 2), inst).all()
+
+
+def test_margin_makes_the_result_strictly_feasible() -> None:
+    inst = feasible_instances(64, 4, 3, seed=7)
+    cons = pc.linear_constraints(inst)
+    x = correct(pc.to_vector(uniform_raw(inst, seed=3)), cons, 100, "newton", early_exit=True)
+    # every row holds with room to spare on the original constraints, not just up to rounding
+    assert (squared_violation(x, cons) == 0).all()
+    assert (squared_violation(x, tighten(cons, 0.5e-9)) == 0).all()
+    assert feasible(pc.to_matrix(x, 4, 3), inst).all()
+    assert (x >= 0).all()
+
+
+def test_float32_input_gives_feasible_float32_output() -> None:
+    inst = feasible_instances(64, 4, 3, seed=8)
+    raw = uniform_raw(inst, seed=5).float()
+    out = IterativeCorrection().eval()(raw, inst.to(torch.float32))
+    assert out.dtype == torch.float32
+    assert feasible(out, inst).all()
+
+
+def test_early_exit_freezes_samples_and_is_batch_independent() -> None:
+    inst = feasible_instances(16, 3, 2, seed=9)
+    raw = uniform_raw(inst, seed=7)
+    anchor = pc.interior_anchor(inst) / inst.pmax[:, None, None]
+    raw[:4] = anchor[:4]  # already feasible: must come back unchanged
+    layer = IterativeCorrection().eval()
+    out = layer(raw, inst)
+    assert torch.equal(out[:4], raw[:4])
+    alone = torch.cat([layer(raw[i : i + 1], inst[i]) for i in range(len(inst))])
+    assert torch.equal(out, alone)
+
+
+def test_training_mode_runs_a_fixed_number_of_gradient_steps() -> None:
+    inst = feasible_instances(8, 3, 2, seed=2)
+    raw = uniform_raw(inst, seed=1)
+    layer = IterativeCorrection(train_steps=5).train()
+    expected = correct(pc.to_vector(raw), pc.linear_constraints(inst), 5, "gradient")
+    torch.testing.assert_close(layer(raw, inst), pc.to_matrix(expected, 3, 2), rtol=0, atol=0)
+    before = constraint_violation(raw, inst)
+    after = constraint_violation(layer(raw, inst), inst)
+    assert (after < before).all()
+
+
+def test_equilibrated_rows_keep_the_polytope_and_tame_the_unrolled_jacobian() -> None:
+    # strong interference from BS 2 (gains scaled 100x): QoS rows with entries up to ~8
+    inst = feasible_instances(64, 3, 2, seed=4)
+    boost = torch.tensor([1.0, 1.0, 100.0], dtype=torch.float64)  # scales H[., ., c]
+    inst = PowerControlInstances(
+        inst.gain * boost, inst.pmax, inst.noise, inst.bandwidth, inst.min_rate
+    )
+    cons = pc.linear_constraints(inst)
+    unit = equilibrate_rows(cons)
+    ones = torch.ones(cons.G.shape[:2], dtype=torch.float64)
+    torch.testing.assert_close(unit.G.norm(dim=2), ones)
+    x = pc.to_vector(uniform_raw(inst, seed=2)).requires_grad_()
+    residual = torch.einsum("nmu,nu->nm", cons.G, x) - cons.h
+    scaled = torch.einsum("nmu,nu->nm", unit.G, x) - unit.h
+    assert torch.equal(residual > 0, scaled > 0)  # same rows violated: same polytope
+    column_sums = {}
+    for equilibrate in (False, True):
+        out = correct(x, cons, 5, "gradient", equilibrate=equilibrate)
+        (column_sums[equilibrate],) = torch.autograd.grad(out.sum(), x)
+    assert column_sums[True].abs().max() < 2.0
+    assert column_sums[False].abs().max() > 10.0
+
+
+def test_correction_rejects_bad_arguments() -> None:
+    with pytest.raises(ValueError, match="test_mode"):
+        IterativeCorrection(test_mode="bfgs")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="momentum"):
+        IterativeCorrection(momentum=1.0)
+    inst = feasible_instances(2, 2, 2)
+    with pytest.raises(ValueError, match="steps"):
+        correct(torch.zeros(2, 4, dtype=torch.float64), pc.linear_constraints(inst), -1)
+
+
+# ----------------------------------------------------------------------------- penalty
+def test_penalty_is_identity_and_measures_violation() -> None:
+    inst = feasible_instances(8, 3, 2, seed=4)
+    raw = uniform_raw(inst, seed=2)
+    layer = Penalty(penalty_weight=10.0)
+    assert layer(raw, inst) is raw
+    watts = raw * inst.pmax[:, None, None]
+    torch.testing.assert_close(layer.penalty(raw, inst), pc.violation_measure(watts, inst))
+    anchor = pc.interior_anchor(inst) / inst.pmax[:, None, None]
+    assert (layer.penalty(anchor, inst) == 0).all()
+    expected = -pc.sum_rate(watts, inst) / inst.bandwidth + 10.0 * layer.penalty(raw, inst)
+    torch.testing.assert_close(layer.loss(raw, inst), expected)
+
+
+def test_equilibrated_penalty_measures_distances() -> None:
+    inst = feasible_instances(8, 3, 2, seed=4)
+    raw = uniform_raw(inst, seed=2)
+    layer = Penalty(penalty_weight=10.0, equilibrate=True)
+    cons = pc.linear_constraints(inst)
+    norm = cons.G.norm(dim=2)
+    residual = (torch.einsum("nmu,nu->nm", cons.G, pc.to_vector(raw)) - cons.h) / norm
+    expected = residual.clamp(min=0).pow(2).sum(dim=1)
+    torch.testing.assert_close(layer.penalty(raw, inst), expected)
+    anchor = pc.interior_anchor(inst) / inst.pmax[:, None, None]
+    assert (layer.penalty(anchor, inst) == 0).all()
+
+
+def test_penalty_gradcheck() -> None:
+    inst = feasible_instances(4, 2, 2, seed=6)
+    raw = uniform_raw(inst, seed=3, low=0.05, high=0.95).requires_grad_()
+    assert torch.autograd.gradcheck(lambda r: constraint_violation(r, inst), (raw,))
+    assert torch.autograd.gradcheck(lambda r: soft_loss(r, inst, 100.0), (raw,))
+    assert torch.autograd.gradcheck(lambda r: soft_loss(r, inst, 100.0, equilibrate=True), (raw,))
+
+
+# ----------------------------------------------------------------------------- guard
+def test_guard_makes_every_output_feasible_and_counts() -> None:
+    inst = feasible_instances(64, 4, 3, seed=11)
+    raw = uniform_raw(inst, seed=4, low=-0.1, high=0.8)
+    corrected = correct(pc.to_vector(raw), pc.linear_constraints(inst), 100, early_exit=True)
+    raw[:32] = pc.to_matrix(corrected, 4, 3)[:32]  # half feasible, half (mostly) not
+    initially = feasible(raw, inst)
+    layer = FeasibilityGuard()
+    out = layer(raw, inst)
+    assert feasible(out, inst).all()
+    assert layer.last_fired is not None
+    assert torch.equal(layer.last_fired, ~initially)
+    assert layer.fired_count == int((~initially).sum()) > 0
+    assert layer.seen_count == len(inst)
+    assert torch.equal(out[initially], raw[initially])  # untouched, bit for bit
+    layer(out, inst)
+    assert layer.fired_count == int((~initially).sum())  # nothing left to fix
+    assert layer.fire_rate == pytest.approx(layer.fired_count / (2 * len(inst)))
+
+
+def test_guard_handles_float32_and_nonfinite_candidates() -> None:
+    inst = feasible_instances(16, 3, 2, seed=12)
+    raw = uniform_raw(inst, seed=6).float()
+    raw[0, 0, 0] = float("nan")
+    raw[1] = -1.0
+    result = guard(raw, inst.to(torch.float32))
+    assert result.x.dtype == torch.float32
+    assert feasible(result.x, inst).all()
+    assert result.fired[:2].all() and not result.unfixable.any()
+
+
+def test_guard_flags_instances_without_a_feasible_point() -> None:
+    good = feasible_instances(3, 2, 2, seed=1)
+    bad = random_instances(1, 2, 2, seed=1, min_rate=5e7, pathloss=True)  # unreachable targets
+    assert not pc.minimum_power(bad).feasible.any()
+    inst = PowerControlInstances.concatenate([good, bad])
+    raw = torch.full((4, 2, 2), 0.9, dtype=torch.float64)
+    result = guard(raw, inst)
+    assert result.unfixable.tolist() == [False, False, False, True]
+    assert torch.equal(result.x[3], raw[3])
+    assert feasible(result.x[:3], good).all()
+
+
+def test_guard_gradcheck_where_it_does_not_fire() -> None:
+    inst = feasible_instances(4, 2, 2, seed=13)
+    anchor = pc.interior_anchor(inst) / inst.pmax[:, None, None]
+    x = anchor.clone().requires_grad_()
+    assert not guard(x, inst).fired.any()
+    assert torch.autograd.gradcheck(lambda r: guard(r, inst).x, (x,))
+
+
+def test_guard_gradcheck_where_it_fires() -> None:
+    inst = feasible_instances(4, 2, 2, seed=14)
+    raw = uniform_raw(inst, seed=8, low=0.3, high=0.95)
+    raw[:, :, 0] = raw[:, :, 0] + 0.6  # over budget, away from the zero-power face
+    x = raw.requires_grad_()
+    result = guard(x, inst)
+    assert result.fired.all()
+    assert ((result.step > 0) & (result.step < 1)).all()
+    assert torch.autograd.gradcheck(lambda r: guard(r, inst).x, (x,))
