@@ -172,7 +172,6 @@ def train(
         start_epoch, history = int(state["epoch"]), list(state["history"])
         best = (float(state["best"][0]), float(state["best"][1]))
         log(f"resumed {method.name} from epoch {start_epoch}")
-    generator = torch.Generator().manual_seed(config.seed + start_epoch)
 
     stale = 0 if not history else _epochs_since_best(history)
     n = len(train_dev)
@@ -183,6 +182,8 @@ def train(
             break
         model.train()
         started = time.perf_counter()
+        # one shuffle stream per epoch, so a resumed run sees the same batches
+        generator = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch)
         order = torch.randperm(n, generator=generator).to(device)
         total = 0.0
         with progress_bar(f"{method.name} epoch {epoch + 1}/{config.epochs}", steps) as advance:

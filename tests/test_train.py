@@ -1,0 +1,165 @@
+"""The training loop: learning, checkpoints, resume, reload, size and distribution checks."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+
+from feasnet.data.generate import generate
+from feasnet.data.presets import get_preset
+from feasnet.methods import METHODS, PowerControlModel, get_method
+from feasnet.problems import power_control as pc
+from feasnet.problems.instances import PowerControlInstances
+from feasnet.train import (
+    TrainConfig,
+    load_model,
+    model_result,
+    train,
+    warn_if_outside_training,
+)
+
+
+@pytest.fixture(scope="module")
+def data() -> tuple[PowerControlInstances, PowerControlInstances, PowerControlInstances]:
+    instances, _ = generate(get_preset("small"), 1400, seed=3)
+    return instances[:1000], instances[1000:1200], instances[1200:]
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+def test_every_registered_method_builds_and_gives_feasible_outputs(data) -> None:
+    _, _, test = data
+    for name in METHODS:
+        if name == "dipnet-cvxpylayers":
+            continue  # slow reference, covered in tests/layers
+        model = PowerControlModel(get_method(name), 3, 2)
+        model.backbone.fit_normalizer(test)
+        result = model_result(model, test[:50])
+        if name != "pnet":  # PNet has no hard layer; everything else must be feasible
+            assert result.feasible.all(), name
+        assert result.power.shape == (50, 3, 2)
+
+
+def test_short_training_improves_validation_sum_rate(data, tmp_path: Path) -> None:
+    train_set, validation_set, _ = data
+    torch.manual_seed(0)
+    untrained = PowerControlModel(get_method("dipnet"), 3, 2)
+    untrained.backbone.fit_normalizer(train_set)
+    before = model_result(untrained, validation_set)
+    summary = train(
+        get_method("dipnet"),
+        train_set,
+        validation_set,
+        tmp_path,
+        TrainConfig(epochs=3, batch_size=64),
+        log=_quiet,
+    )
+    model, payload = load_model(tmp_path)
+    after = model_result(model, validation_set)
+    assert after.feasible.all()
+    assert after.sum_rate.mean() > before.sum_rate.mean() * 1.005
+    assert summary["best_epoch"] >= 1 and (tmp_path / "history.json").exists()
+    assert payload["num_bs"] == 3 and payload["method"]["name"] == "dipnet"
+
+
+def test_checkpoint_resume_and_reload_round_trip(data, tmp_path: Path) -> None:
+    train_set, validation_set, test = data
+    config = TrainConfig(epochs=2, batch_size=128, seed=5)
+    train(get_method("dipnet"), train_set, validation_set, tmp_path / "a", config, log=_quiet)
+    # two epochs in one go == one epoch, then resume for the second
+    one = TrainConfig(epochs=1, batch_size=128, seed=5)
+    train(get_method("dipnet"), train_set, validation_set, tmp_path / "b", one, log=_quiet)
+    summary = train(
+        get_method("dipnet"),
+        train_set,
+        validation_set,
+        tmp_path / "b",
+        config,
+        resume=True,
+        log=_quiet,
+    )
+    assert [row["epoch"] for row in summary["history"]] == [1, 2]
+    state_a = torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=True)
+    state_b = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=True)
+    for key, value in state_a["model"].items():
+        torch.testing.assert_close(value, state_b["model"][key], msg=key)
+    # reload: weights_only loading and identical outputs
+    model, _ = load_model(tmp_path / "a" / "model.pt")
+    again, _ = load_model(tmp_path / "a")
+    first = model_result(model, test).power
+    second = model_result(again, test).power
+    assert (first == second).all()
+
+
+def test_resume_refuses_another_method(data, tmp_path: Path) -> None:
+    train_set, validation_set, _ = data
+    config = TrainConfig(epochs=1, batch_size=256)
+    train(get_method("depnet"), train_set, validation_set, tmp_path, config, log=_quiet)
+    with pytest.raises(ValueError, match="another method"):
+        train(
+            get_method("pnet"), train_set, validation_set, tmp_path, config, resume=True, log=_quiet
+        )
+
+
+def test_model_for_another_size_fails_clearly(data, tmp_path: Path) -> None:
+    train_set, validation_set, _ = data
+    train(
+        get_method("depnet"),
+        train_set,
+        validation_set,
+        tmp_path,
+        TrainConfig(epochs=1, batch_size=256),
+        log=_quiet,
+    )
+    model, _ = load_model(tmp_path)
+    other, _ = generate(get_preset("table2-2"), 5, seed=0)  # B=2, Q=3
+    with pytest.raises(ValueError, match="trained for B=3 BSs and Q=2 channels"):
+        model_result(model, other)
+
+
+def test_other_scalars_stay_feasible_and_warn(data, tmp_path: Path) -> None:
+    train_set, validation_set, test = data
+    train(
+        get_method("depnet"),
+        train_set,
+        validation_set,
+        tmp_path,
+        TrainConfig(epochs=1, batch_size=256),
+        log=_quiet,
+    )
+    model, payload = load_model(tmp_path)
+    # half the budget and a different rate target: keep only instances still feasible
+    shifted = PowerControlInstances.from_arrays(
+        test.gain, test.pmax * 0.5, test.noise, test.bandwidth, test.min_rate * 0.8
+    )
+    shifted = shifted[pc.minimum_power(shifted).feasible]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        reasons = warn_if_outside_training(payload, shifted)
+    assert any("pmax" in r for r in reasons) and any("min_rate" in r for r in reasons)
+    assert caught
+    result = model_result(model, shifted)
+    assert result.feasible.all()
+
+
+def test_loading_garbage_fails_clearly(tmp_path: Path) -> None:
+    bad = tmp_path / "model.pt"
+    bad.write_bytes(b"not a model")
+    with pytest.raises(ValueError, match="not a feasnet model file"):
+        load_model(bad)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_model(tmp_path / "missing")
+    torch.save({"format": "something else"}, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="not a feasnet model file"):
+        load_model(tmp_path / "other.pt")
+
+
+def test_unknown_method_name_lists_choices() -> None:
+    with pytest.raises(KeyError, match="dipnet"):
+        get_method("nonsense")
+    assert get_method("DIPNet+FW").refine == "fw"
