@@ -27,7 +27,7 @@ from feasnet.data import storage
 from feasnet.data.generate import generate
 from feasnet.data.presets import get_preset
 from feasnet.evaluate import MethodMetrics, evaluate
-from feasnet.methods import get_method
+from feasnet.methods import build_layer, get_method
 from feasnet.problems.instances import PowerControlInstances
 from feasnet.problems.power_control import DEFAULT_RTOL
 from feasnet.solvers.result import AllocationResult
@@ -35,7 +35,16 @@ from feasnet.train import TrainConfig, load_model, model_result, train
 
 DEFAULT_PRESET = "small"
 CLASSICAL_METHODS = ("min-power", "gp", "sca", "fw", "ga")
-LEARNED_METHODS = ("pnet", "dipnet", "dipnet+fw", "depnet", "depnet+fw")
+LEARNED_METHODS = (
+    "pnet",
+    "dipnet",
+    "dipnet-cvxpylayers",
+    "dipnet+fw",
+    "depnet",
+    "depnet+fw",
+)
+TRAINED_AS = {"dipnet-cvxpylayers": "dipnet"}
+"""Methods evaluated with the weights of another (same network, another implementation)."""
 DEFAULT_METHODS = CLASSICAL_METHODS + LEARNED_METHODS
 REFERENCE = "sca"
 BASELINE = "gp"
@@ -73,7 +82,7 @@ def learned_result(
 ) -> Any:
     """Train (or reuse) the base model of learned method ``name``; return its evaluator."""
     config = get_method(name)
-    base = name.removesuffix("+fw")
+    base = TRAINED_AS.get(name, name.removesuffix("+fw"))
     run_dir = out_dir / "models" / base
     if not (run_dir / "done").exists():  # unfinished or never started: (re)train, resuming
         train_set, info = storage.read_dataset(dataset, "train")
@@ -91,6 +100,8 @@ def learned_result(
         )
         (run_dir / "done").touch()
     model, _ = load_model(run_dir)
+    if config.layer != model.config.layer:  # same weights, another projection implementation
+        model.layer = build_layer(config)
     model.config = config  # the +fw variants differ from their base only at inference
 
     def evaluate_on(instances: PowerControlInstances) -> AllocationResult:
