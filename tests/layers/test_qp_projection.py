@@ -281,3 +281,35 @@ def test_inference_and_training_paths_agree() -> None:
         x_inference = project(r, cons)
     x_training = project(r.clone().requires_grad_(), cons).detach()
     torch.testing.assert_close(x_inference, x_training, rtol=0, atol=1e-13)
+
+
+# ---------------------------------------------------------------------------- regressions
+def test_badly_scaled_instances_converge_without_safeguard() -> None:
+    """Generated instances whose QoS rows hold large ``beta * H_cross / H_direct`` entries.
+
+    The interior point used to stop on a residual plateau (or the polish to reject a correct
+    active set on rounding of the large multipliers), leaving the safeguard to return a
+    feasible point that is not the projection: 3 of these 500 with this raw (indices 149,
+    404, 449).
+    """
+    from feasnet.data.generate import generate
+    from feasnet.data.presets import get_preset
+
+    instances, _ = generate(get_preset("small"), 10000, seed=0)
+    test = instances[9500:]
+    g = torch.Generator().manual_seed(3)
+    raw = torch.sigmoid(torch.randn(500, 3, 2, generator=g, dtype=torch.float64))
+    layer = QPProjection()
+    test32 = test.to(torch.float32)  # as the layer sees them in training
+    out = layer(raw.float(), test32)
+    info = layer.last_info
+    assert info is not None
+    assert info.converged.all(), info.summary()
+    assert not info.safeguard.any(), info.summary()
+    cons = linear_constraints(test32.to(torch.float64))
+    assert cons.G.abs().amax() > 1e3  # the batch does contain badly scaled rows
+    x = to_vector(out.double())
+    r = to_vector(raw.float().double())
+    for i in range(len(test)):
+        ref = clarabel_projection(r[i].numpy(), cons.G[i].numpy(), cons.h[i].numpy())
+        assert np.abs(x[i].numpy() - ref).max() < 1e-6, i

@@ -20,15 +20,18 @@ in torch, followed by an active-set polish. Points already feasible skip the ite
   factorization that the predictor and the corrector share. A common step length per
   instance keeps ``s, z > 0`` (fraction to the boundary 0.99); converged instances are frozen
   and the loop ends when every instance has converged or after ``max_iter`` iterations.
+  A Mehrotra step shorter than 0.1 is replaced by a plain centering step where that is longer;
+  the rare instances left unsolved are retried with more cautious centering.
 * Polish: the rows with ``z > s`` form the active set ``A``; the exact projection onto
   ``{G_A x = h_A}`` is ``x = r - G_A^T y`` with ``(G_A G_A^T) y = G_A r - h_A``. It is solved
   batched on the gathered active rows (padded with identity rows to the largest active count)
-  with a tiny ridge and one refinement step, and accepted per instance when it passes a KKT
-  certificate: stationarity holds by construction, so it checks feasibility, tightness of the
-  active rows and ``y >= 0``. An accepted point is the projection to rounding level. The
-  polish is also tried from the 4th iteration on, whenever an instance's active set changes,
-  and certified instances stop early (the active set settles well before the interior-point
-  tolerance is met); feasible inputs come back bit-for-bit unchanged.
+  with a tiny ridge and two refinement steps on ``G_A x - h_A``, and accepted per instance
+  when it passes a KKT certificate: stationarity holds by construction, so it checks
+  feasibility, tightness of the active rows and ``y >= 0``. An accepted point is the
+  projection to rounding level. The polish is also tried from the 4th iteration on, whenever
+  an instance's active set changes, and certified instances stop early (the active set
+  settles well before the interior-point tolerance is met); feasible inputs come back
+  bit-for-bit unchanged.
 
 Everything is computed in float64, whatever the input dtype (the active QoS rows are nearly
 parallel for weak interference and the Newton matrices reach condition numbers ~1e12 near the
@@ -76,8 +79,22 @@ DEFAULT_MAX_ITER = 50
 """Iteration cap of the interior-point method (typical runs stop after 4-10)."""
 
 _STEP_FRACTION = 0.99
+_SHORT_STEP = 0.1
+_RECENTER = 0.5
+"""A Mehrotra step shorter than ``_SHORT_STEP`` is replaced by a centering step
+(``sigma = _RECENTER``) when that one is longer."""
+_CAUTIOUS_SIGMA = 0.1
+_CAUTIOUS_MAX_ITER = 100
+"""Retry of the instances the first pass did not solve: centering at least 0.1, with this
+iteration cap (and no stall limit above ``_STALL_FLOOR``)."""
 _MAX_STALL = 3
-"""Interior-point iterations without a better residual after which an instance stops."""
+"""Interior-point iterations without a better residual after which an instance stops, once
+its best residual is below ``_STALL_FLOOR`` (rounding floor)."""
+_STALL_FLOOR = 1e-6
+_MAX_STALL_FAR = 12
+"""Stall limit above ``_STALL_FLOOR``: far from the solution the residual is not monotone (a
+badly scaled instance can sit on a plateau for several iterations before the active set
+settles), so a short stall there is progress, not rounding."""
 _RIDGE = 1e-12
 """Ridge added to the masked ``G_A G_A^T`` (rows have unit norm, so this is relative)."""
 
@@ -85,6 +102,9 @@ _POLISH_FEAS_TOL = 1e-12
 _POLISH_DUAL_TOL = 1e-9
 """Polish acceptance: feasibility and tightness of the active rows (relative to
 ``1 + |h| + |r|``) and multiplier sign (relative to ``1 + |y|``)."""
+
+_POLISH_REFINE = 2
+"""Iterative-refinement steps of the polish (the ridge and rounding are corrected)."""
 
 _EARLY_POLISH_FROM = 4
 """First interior-point iteration at which the polish is tried as an early exit."""
@@ -291,6 +311,7 @@ def _interior_point(
     tol: float,
     max_iter: int,
     G: Tensor | None = None,
+    cautious: bool = False,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
     """Batched Mehrotra predictor-corrector for ``min 1/2||x - r||^2 s.t. G x <= h``.
 
@@ -359,7 +380,9 @@ def _interior_point(
         best_res = torch.where(improved, residual, best_res)
         best = torch.where(improved[:, None], state, best)
         worse = (worse + 1).masked_fill_(improved, 0)
-        running = (best_res > tol) & (worse < _MAX_STALL) & ~certified
+        far_limit = max_iter if cautious else _MAX_STALL_FAR
+        stall_limit = torch.where(best_res <= _STALL_FLOOR, _MAX_STALL, far_limit)
+        running = (best_res > tol) & (worse < stall_limit) & ~certified
         if k == max_iter:
             running = torch.zeros_like(running)
         elif G is not None and k >= _EARLY_POLISH_FROM:
@@ -407,9 +430,20 @@ def _interior_point(
         ds, dz = d[:, u : u + m], d[:, u + m :]
         mu_aff = ((s + a_aff * ds) * (z + a_aff * dz)).sum(dim=1) / m
         sigma_mu = (mu_aff / mu).clamp(0.0, 1.0) ** 3 * mu
+        if cautious:  # never center less than _CAUTIOUS_SIGMA (slower but steadier)
+            sigma_mu = torch.maximum(sigma_mu, _CAUTIOUS_SIGMA * mu)
         # corrector (centering + second-order term)
         d = _newton_direction(rows, chol, s, z, rd, rp, sz + ds * dz - sigma_mu[:, None])
         alpha = (_STEP_FRACTION * _max_step(state[:, u:], d[:, u:])).clamp(max=1.0)
+        short = alpha < _SHORT_STEP
+        if bool(short.any()):
+            # the second-order term can point into the boundary when the iterate has lost
+            # centrality: take a plain centering step (no corrector term) there instead
+            d_c = _newton_direction(rows, chol, s, z, rd, rp, sz - _RECENTER * mu[:, None])
+            a_c = (_STEP_FRACTION * _max_step(state[:, u:], d_c[:, u:])).clamp(max=1.0)
+            use = short & (a_c > alpha)
+            d = torch.where(use[:, None], d_c, d)
+            alpha = torch.where(use, a_c, alpha)
         ok = running & torch.isfinite(d.sum(dim=1)) & torch.isfinite(alpha)
         alpha = torch.where(ok, alpha, torch.zeros_like(alpha))
         state = state.addcmul(alpha[:, None], torch.nan_to_num(d, nan=0.0, posinf=0.0, neginf=0.0))
@@ -462,14 +496,19 @@ def _polish(
         ``(x, accepted)``: ``(N, U)`` polished points (``x_fallback`` where not accepted) and
         the ``(N,)`` bool acceptance mask.
     """
-    Ga, ha, mask, chol = factor
+    Ga, ha, _, chol = factor
     Gat = Ga.transpose(1, 2)
     rhs = (Ga @ r[..., None]).squeeze(-1) - ha
     y = torch.cholesky_solve(rhs[..., None], chol).squeeze(-1)
-    # one step of iterative refinement against the un-ridged system (padding rows: y = 0)
-    S0y = (Ga @ (Gat @ y[..., None])).squeeze(-1) + (1.0 - mask) * y
-    y = y + torch.cholesky_solve((rhs - S0y)[..., None], chol).squeeze(-1)
     x = r - (Gat @ y[..., None]).squeeze(-1)
+    # iterative refinement against the un-ridged system, on the residual of the active rows
+    # at x (O(1) numbers) rather than on rhs - G_A G_A^T y: with badly scaled, nearly parallel
+    # active rows y reaches ~1e4-1e5 and that difference would cancel catastrophically
+    # (padding rows: zero rows, zero right-hand side, y = 0)
+    for _ in range(_POLISH_REFINE):
+        dy = torch.cholesky_solve(((Ga @ x[..., None]).squeeze(-1) - ha)[..., None], chol)
+        y = y + dy.squeeze(-1)
+        x = x - (Gat @ dy).squeeze(-1)
     # KKT certificate: stationarity holds by construction; check primal feasibility,
     # complementarity (active rows tight) and dual feasibility (y >= 0)
     feas_tol = _POLISH_FEAS_TOL * (1.0 + h.abs().amax(dim=1) + r.abs().amax(dim=1))
@@ -530,6 +569,19 @@ def solve_projection(
             )
             x[todo], active[todo], iterations[todo] = xo, zo > so, it
             converged[todo], residual[todo], certified[todo] = conv, res, cert
+            # the few instances left unsolved (long plateaus on badly scaled rows) are
+            # retried from scratch with a more cautious centering
+            again = todo[~(conv | cert)]
+            if again.numel():
+                xo, so, zo, it, conv, res, cert = _interior_point(
+                    r[again], rows.subset(again), hn[again], tol, _CAUTIOUS_MAX_ITER,
+                    Gn[again] if polish else None, cautious=True,
+                )  # fmt: skip
+                better = conv | cert | (res < residual[again])
+                keep = again[better]
+                x[keep], active[keep], converged[keep] = xo[better], (zo > so)[better], conv[better]
+                residual[keep], certified[keep] = res[better], cert[better]
+                iterations[again] += it
         Ga = chol = None
         if need_factor:
             factor = _active_set_factor(Gn, hn, active)
