@@ -167,3 +167,26 @@ def test_bench_classical_writes_every_report(workdir: Path) -> None:
     payload = json.loads((out_dir / "results.json").read_text())
     assert [row["method"] for row in payload["results"]] == ["min-power", "fw", "ga"]
     assert all(row["violation_probability"] == 0 for row in payload["results"])
+
+
+def test_bench_rerun_reuses_or_drops_cached_results(workdir: Path) -> None:
+    out_dir = workdir / "bench-rerun"
+    args = (
+        "bench",
+        "--suite",
+        "classical",
+        "--methods",
+        "min-power,fw",
+        "--workers",
+        "1",
+        "--out",
+        out_dir,
+    )
+    code, out = invoke(*args, "--samples", "300")
+    assert code == 0, out
+    code, out = invoke(*args, "--samples", "300")
+    assert code == 0 and "reusing" in out and "settings changed" not in out
+    code, out = invoke(*args, "--samples", "320")
+    assert code == 0 and "settings changed" in out
+    payload = json.loads((out_dir / "results.json").read_text())
+    assert payload["num_instances"] == 16

@@ -333,7 +333,10 @@ def bench(
     samples: Annotated[int | None, typer.Option(help="Instances to generate (all splits).")] = None,
     seed: Annotated[int, typer.Option(help="Data and training seed.")] = 0,
     methods: Annotated[str | None, typer.Option(help="Comma-separated method names.")] = None,
-    epochs: Annotated[int, typer.Option(help="Maximal training epochs.")] = 20,
+    epochs: Annotated[int | None, typer.Option(help="Maximal training epochs.")] = None,
+    configs: Annotated[
+        str | None, typer.Option(help="table2 suite: comma-separated IDs (default 1-8).")
+    ] = None,
     workers: Annotated[int | None, typer.Option(help="Worker processes (default: cores).")] = None,
     out: Annotated[
         Path | None, typer.Option(help="Run folder (default runs/<suite>-<preset>-<time>).")
@@ -345,9 +348,34 @@ def bench(
     from feasnet.methods import METHODS
     from feasnet.train import TrainConfig
 
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    if suite == "table2":
+        from feasnet.bench import table2
+
+        ids = tuple(int(k) for k in configs.split(",")) if configs else table2.ALL_CONFIGS
+        bad = [k for k in ids if k not in table2.ALL_CONFIGS]
+        if bad:
+            raise UserError(f"configs: Table II has IDs 1-8, got {bad}")
+        run_dir = out or Path("runs") / f"table2-{stamp}"
+        console.print(f"[bold]feasnet bench[/] suite=table2 configs={ids} -> {run_dir}")
+        table2.run(
+            run_dir,
+            samples=samples or table2.DEFAULT_SAMPLES,
+            epochs=epochs or table2.DEFAULT_EPOCHS,
+            seed=seed,
+            workers=workers,
+            configs=ids,
+            methods=(
+                tuple(m.strip().lower() for m in methods.split(","))
+                if methods
+                else table2.DEFAULT_METHODS
+            ),
+            log=console.print,
+        )
+        return
     suites = {"default": comparison.DEFAULT_METHODS, "classical": comparison.CLASSICAL_METHODS}
     if suite not in suites:
-        raise UserError(f"suite: unknown suite {suite!r}; available: {', '.join(suites)}")
+        raise UserError(f"suite: unknown suite {suite!r}; available: {', '.join(suites)}, table2")
     preset = preset or comparison.DEFAULT_PRESET
     samples = samples if samples is not None else DEFAULT_BENCH_SAMPLES.get(preset)
     chosen = tuple(m.strip().lower() for m in methods.split(",")) if methods else suites[suite]
@@ -357,7 +385,6 @@ def bench(
         raise UserError(
             f"methods: unknown {', '.join(unknown)}; choose from {', '.join(sorted(known))}"
         )
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     run_dir = out or Path("runs") / f"{suite}-{preset}-{stamp}"
     console.print(f"[bold]feasnet bench[/] suite={suite} preset={preset} -> {run_dir}")
     comparison.run(
@@ -368,7 +395,7 @@ def bench(
         methods=chosen,
         workers=workers,
         log=console.print,
-        train_config=TrainConfig(epochs=epochs, seed=seed),
+        train_config=TrainConfig(epochs=epochs or 20, seed=seed),
     )
 
 

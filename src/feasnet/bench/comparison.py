@@ -13,7 +13,9 @@ their base method; only the Frank-Wolfe refinement is added at inference.
 
 from __future__ import annotations
 
+import json
 import platform
+import shutil
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -77,6 +79,31 @@ def ensure_dataset(
     return path
 
 
+def forget_stale_results(
+    out_dir: Path, dataset: Path, split: str, train_config: TrainConfig, log: Any
+) -> None:
+    """Drop cached models and solutions made for other data or training settings.
+
+    ``out_dir/run.json`` records what the cached results were made from: the data set
+    (scenario, seed, size, creation time), the evaluated split and the training settings.
+    """
+    info = storage.read_info(dataset)
+    key = {
+        "scenario": info.scenario.name,
+        "seed": info.seed,
+        "num_instances": info.num_instances,
+        "created": info.created,
+        "split": split,
+        "train_config": train_config.model_dump(mode="json"),
+    }
+    record = out_dir / "run.json"
+    if record.exists() and json.loads(record.read_text()) != key:
+        for folder in ("models", "solutions"):
+            shutil.rmtree(out_dir / folder, ignore_errors=True)
+        log(f"{out_dir}: settings changed since the last run; cached models and solutions dropped")
+    report.write_json(record, key)
+
+
 def learned_result(
     name: str, out_dir: Path, dataset: Path, train_config: TrainConfig | None, log: Any
 ) -> Any:
@@ -126,6 +153,7 @@ def run(
     out_dir.mkdir(parents=True, exist_ok=True)
     dataset = ensure_dataset(out_dir, preset, num_samples, seed, log)
     instances, info = storage.read_dataset(dataset, split)
+    forget_stale_results(out_dir, dataset, split, train_config or TrainConfig(), log)
     log(
         f"{split} split: {len(instances)} instances, "
         f"B={instances.num_bs}, Q={instances.num_channels}"

@@ -90,7 +90,19 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
 
 
 def write_json(path: Path, payload: dict[str, Any]) -> None:
-    write_text(path, json.dumps(payload, indent=2, default=_json_default) + "\n")
+    """Write valid JSON (NaN and inf become ``null``)."""
+    text = json.dumps(_finite(payload), indent=2, default=_json_default, allow_nan=False)
+    write_text(path, text + "\n")
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
 
 
 def _json_default(value: Any) -> Any:
