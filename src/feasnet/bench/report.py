@@ -124,38 +124,47 @@ def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
 
 
 def bar_chart(path: Path, rows: list[dict[str, Any]], title: str) -> None:
-    """Three panels: sum rate, violation probability and time per sample (log axis)."""
+    """Three horizontal bar panels: sum rate, violation probability, time per sample (log)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     names = [r["method"] for r in rows]
-    fig, axes = plt.subplots(1, 3, figsize=(13, 4.2))
-    colors = plt.get_cmap("tab10").colors
+    height = 1.2 + 0.38 * len(rows)
+    fig, axes = plt.subplots(1, 3, figsize=(15, height), sharey=True)
+    colors = plt.get_cmap("tab20").colors
     panels = [
         ("mean_sum_rate_mbps", "mean sum rate [Mbit/s]\n(violating samples count as 0)", False),
         ("violation_probability", "violation probability", False),
         ("time_per_sample_ms", "time per sample [ms]", True),
     ]
+    positions = list(range(len(rows)))
     for ax, (key, label, log) in zip(axes, panels, strict=True):
         values = [r[key] for r in rows]
-        bars = ax.bar(names, values, color=[colors[i % len(colors)] for i in range(len(names))])
-        ax.set_ylabel(label)
+        bars = ax.barh(
+            positions, values, color=[colors[i % len(colors)] for i in positions], height=0.7
+        )
+        ax.set_xlabel(label)
+        top = max((v for v in values if v == v), default=1.0)
         if log:
-            ax.set_yscale("log")
+            ax.set_xscale("log")
+            ax.set_xlim(right=top * 8)
         if key == "violation_probability":
-            ax.set_ylim(0, max(0.05, max(values) * 1.2))
+            ax.set_xlim(0, max(0.05, top * 1.3))
+        elif not log:
+            ax.set_xlim(0, top * 1.2)
         for bar, value in zip(bars, values, strict=True):
             ax.annotate(
-                _fmt(value, key),
-                (bar.get_x() + bar.get_width() / 2, bar.get_height()),
-                ha="center",
-                va="bottom",
+                " " + _fmt(value, key),
+                (bar.get_width(), bar.get_y() + bar.get_height() / 2),
+                ha="left",
+                va="center",
                 fontsize=8,
             )
-        ax.tick_params(axis="x", rotation=30)
-        ax.grid(axis="y", alpha=0.3)
+        ax.grid(axis="x", alpha=0.3)
+    axes[0].set_yticks(positions, names)
+    axes[0].invert_yaxis()
     fig.suptitle(title)
     fig.tight_layout()
     with atomic_path(path) as tmp:
