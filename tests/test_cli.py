@@ -190,3 +190,22 @@ def test_bench_rerun_reuses_or_drops_cached_results(workdir: Path) -> None:
     assert code == 0 and "settings changed" in out
     payload = json.loads((out_dir / "results.json").read_text())
     assert payload["num_instances"] == 16
+
+
+def test_train_and_bench_reject_bad_arguments(workdir: Path) -> None:
+    code, out = invoke(
+        "train", "--method", "nonsense", "--data", workdir / "d.h5", "--out", workdir / "r"
+    )
+    assert code == 2 and "unknown method" in out
+    code, out = invoke("train", "--method", "dipnet", "--out", workdir / "r")
+    assert code == 2 and "--preset" in out
+    code, out = invoke(
+        "train", "--method", "dipnet", "--data", workdir / "t.npz", "--out", workdir / "r"
+    )
+    assert code == 2 and "t.npz" in out
+    code, out = invoke("bench", "--suite", "nope", "--out", workdir / "b")
+    assert code == 2 and "unknown suite" in out
+    code, out = invoke("bench", "--methods", "gp,bogus", "--out", workdir / "b")
+    assert code == 2 and "bogus" in out
+    code, out = invoke("bench", "--suite", "table2", "--configs", "0", "--out", workdir / "b")
+    assert code == 2 and "IDs 1-8" in out

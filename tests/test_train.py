@@ -106,33 +106,32 @@ def test_resume_refuses_another_method(data, tmp_path: Path) -> None:
         )
 
 
-def test_model_for_another_size_fails_clearly(data, tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def one_epoch_depnet(data, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A DEPNet run folder trained for one epoch (shared by the loading tests)."""
     train_set, validation_set, _ = data
+    folder = tmp_path_factory.mktemp("depnet")
     train(
         get_method("depnet"),
         train_set,
         validation_set,
-        tmp_path,
+        folder,
         TrainConfig(epochs=1, batch_size=256),
         log=_quiet,
     )
-    model, _ = load_model(tmp_path)
+    return folder
+
+
+def test_model_for_another_size_fails_clearly(one_epoch_depnet: Path) -> None:
+    model, _ = load_model(one_epoch_depnet)
     other, _ = generate(get_preset("table2-2"), 5, seed=0)  # B=2, Q=3
     with pytest.raises(ValueError, match="trained for B=3 BSs and Q=2 channels"):
         model_result(model, other)
 
 
-def test_other_scalars_stay_feasible_and_warn(data, tmp_path: Path) -> None:
-    train_set, validation_set, test = data
-    train(
-        get_method("depnet"),
-        train_set,
-        validation_set,
-        tmp_path,
-        TrainConfig(epochs=1, batch_size=256),
-        log=_quiet,
-    )
-    model, payload = load_model(tmp_path)
+def test_other_scalars_stay_feasible_and_warn(data, one_epoch_depnet: Path) -> None:
+    test = data[2]
+    model, payload = load_model(one_epoch_depnet)
     # half the budget and a different rate target: keep only instances still feasible
     shifted = PowerControlInstances.from_arrays(
         test.gain, test.pmax * 0.5, test.noise, test.bandwidth, test.min_rate * 0.8
