@@ -300,7 +300,7 @@ def solve(
         err_console.print(f"... and {len(infeasible) - 10} more instances with messages")
     console.print(
         f"{result.method}: {m.num_instances} instances, mean sum rate "
-        f"{m.mean_sum_rate / 1e6:.3f} Mbit/s (infeasible counted as 0), "
+        f"{m.mean_objective / 1e6:.3f} Mbit/s (infeasible counted as 0), "
         f"{int(result.feasible.sum())} feasible at rtol {result.rtol:g}, "
         f"{m.time_per_sample * 1e3:.3g} ms per instance -> {out}"
     )

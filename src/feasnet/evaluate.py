@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from feasnet.solvers.result import AllocationResult
+from feasnet.solvers.result import Result
 
 
 @dataclass(frozen=True)
@@ -17,21 +17,22 @@ class MethodMetrics:
     Attributes:
         method: method name.
         num_instances: instances evaluated.
-        mean_sum_rate: mean sum rate [bit/s] with every violating (or missing) allocation
-            counted as zero, as the power-control paper does.
-        mean_sum_rate_feasible: mean sum rate [bit/s] over the feasible allocations only
-            (NaN if there are none).
+        mean_objective: mean objective (sum rate [bit/s] for power control, weighted sum rate
+            [bit/s/Hz] for MISO) with every violating (or missing) allocation counted as zero,
+            as the power-control paper does.
+        mean_objective_feasible: mean objective over the feasible allocations only (NaN if
+            there are none).
         violation_probability: fraction of instances whose allocation fails the float64 check.
         rtol: relative tolerance of that check.
         time_per_sample: mean wall time per instance [s].
-        ratio_to_reference: ``mean_sum_rate / reference.mean_sum_rate`` (NaN without reference).
+        ratio_to_reference: ``mean_objective / reference.mean_objective`` (NaN without reference).
         speedup_over_baseline: ``baseline time / time`` (NaN without baseline).
     """
 
     method: str
     num_instances: int
-    mean_sum_rate: float
-    mean_sum_rate_feasible: float
+    mean_objective: float
+    mean_objective_feasible: float
     violation_probability: float
     rtol: float
     time_per_sample: float
@@ -42,16 +43,16 @@ class MethodMetrics:
         return asdict(self)
 
 
-def counted_sum_rate(result: AllocationResult) -> np.ndarray:
-    """Per-instance sum rate ``(N,)`` [bit/s], zero where the allocation is infeasible."""
-    rates = np.where(np.isfinite(result.sum_rate), result.sum_rate, 0.0)
+def counted_objective(result: Result) -> np.ndarray:
+    """Per-instance objective ``(N,)``, zero where the allocation is infeasible."""
+    rates = np.where(np.isfinite(result.objective), result.objective, 0.0)
     return np.where(result.feasible, rates, 0.0)
 
 
 def evaluate(
-    result: AllocationResult,
-    reference: AllocationResult | None = None,
-    baseline: AllocationResult | None = None,
+    result: Result,
+    reference: Result | None = None,
+    baseline: Result | None = None,
 ) -> MethodMetrics:
     """Summarize ``result``; ``reference`` sets the sum-rate ratio, ``baseline`` the speed-up.
 
@@ -61,12 +62,12 @@ def evaluate(
     for other, name in ((reference, "reference"), (baseline, "baseline")):
         if other is not None and len(other) != n:
             raise ValueError(f"{name}: covers {len(other)} instances, expected {n}")
-    counted = counted_sum_rate(result)
-    feasible_rates = result.sum_rate[result.feasible]
+    counted = counted_objective(result)
+    feasible_rates = result.objective[result.feasible]
     time_per_sample = float(np.mean(result.seconds)) if n else math.nan
     ratio = math.nan
     if reference is not None:
-        ref_mean = float(np.mean(counted_sum_rate(reference)))
+        ref_mean = float(np.mean(counted_objective(reference)))
         ratio = float(np.mean(counted)) / ref_mean if ref_mean > 0 else math.nan
     speedup = math.nan
     if baseline is not None and time_per_sample > 0:
@@ -74,8 +75,8 @@ def evaluate(
     return MethodMetrics(
         method=result.method,
         num_instances=n,
-        mean_sum_rate=float(np.mean(counted)) if n else math.nan,
-        mean_sum_rate_feasible=float(np.mean(feasible_rates)) if feasible_rates.size else math.nan,
+        mean_objective=float(np.mean(counted)) if n else math.nan,
+        mean_objective_feasible=float(np.mean(feasible_rates)) if feasible_rates.size else math.nan,
         violation_probability=float(1.0 - np.mean(result.feasible)) if n else math.nan,
         rtol=result.rtol,
         time_per_sample=time_per_sample,

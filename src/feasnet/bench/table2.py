@@ -141,10 +141,10 @@ def _fill_ours(row: dict[str, Any], methods: Sequence[str], metrics: dict[str, A
     """Our columns: ``<method>_sum_rate_mbps``, ``_violation_probability``, ``_time_ms``,
     ``_percent_of_gp`` (NaN where the method did not run or GP is missing)."""
     gp = metrics.get(BASELINE)
-    gp_rate = gp.mean_sum_rate if gp is not None else math.nan
+    gp_rate = gp.mean_objective if gp is not None else math.nan
     for m in methods:
         got = metrics.get(m)
-        rate = got.mean_sum_rate if got is not None else math.nan
+        rate = got.mean_objective if got is not None else math.nan
         row[f"{m}_sum_rate_mbps"] = rate / 1e6
         row[f"{m}_violation_probability"] = (
             got.violation_probability if got is not None else math.nan
