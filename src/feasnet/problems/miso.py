@@ -626,3 +626,20 @@ def scale_toward_anchor(
     step = torch.clamp((1 - shrink) * t_max, max=1.0)
     moved = anchor + step.to(anchor.dtype)[:, None, None] * direction
     return moved, step
+
+
+def normalized_instances(instances: MisoInstances) -> MisoInstances:
+    """The same instances in normalized units: channel :func:`normalized_channel`, noise 1,
+    ``pmax = 1``, ``pc = 0``, ``eta = 1`` (so the transmit budget is 1), same targets and
+    weights. Every SINR, rate and constraint value of beams in units of ``sqrt(budget)`` equals
+    that of the physical beams; solvers and networks work on these."""
+    ones = torch.ones_like(instances.pmax)
+    return MisoInstances(
+        channel=normalized_channel(instances),
+        pmax=ones,
+        circuit_power=torch.zeros_like(ones),
+        efficiency=ones,
+        noise=ones,
+        sinr_min=instances.sinr_min,
+        weights=instances.weights,
+    )
