@@ -41,6 +41,9 @@ from feasnet.problems.instances import InvalidInstanceError
 DEFAULT_RTOL = 1e-6
 """Relative tolerance of :func:`is_feasible` on the budget and the SINR targets."""
 
+_DIVERGED = 1e30
+"""Uplink power (noise-normalized) beyond which :func:`minimum_power` calls targets unreachable."""
+
 _COMPLEX_OF = {torch.float32: torch.complex64, torch.float64: torch.complex128}
 _REAL_OF = {torch.complex64: torch.float32, torch.complex128: torch.float64}
 
@@ -480,12 +483,14 @@ def minimum_power(
     iterations = 0
     for iterations in range(1, max_iterations + 1):  # noqa: B007 - count is reported
         # diag of A^H (I + A L A^H)^{-1} A = R (I + L R)^{-1} = (I + R L)^{-1} R
-        quad = torch.linalg.solve(eye + gram * lam.to(gram.dtype)[:, None, :], gram)
+        quad, _ = torch.linalg.solve_ex(eye + gram * lam.to(gram.dtype)[:, None, :], gram)
         quad = torch.diagonal(quad, dim1=1, dim2=2).real.clamp(min=1e-300)
         new = torch.where(has_target, 1 / ((1 + inv_gamma) * quad), torch.zeros_like(lam))
         change = ((new - lam).abs() / new.clamp(min=1e-300)).amax(dim=1)
-        lam = new
-        if bool((change <= tol).all()) or not torch.isfinite(lam).all():
+        # uplink powers past _DIVERGED (noise-normalized) mean the targets are out of reach
+        diverged = ~(lam.amax(dim=1) <= _DIVERGED)
+        lam = torch.where(diverged[:, None], lam, new)
+        if bool(((change <= tol) | diverged).all()):
             break
     # MMSE directions u_k = (I + A L A^H)^{-1} a_k, normalized
     nt = inst.num_antennas
@@ -502,11 +507,15 @@ def minimum_power(
         torch.where(has_target, direct * inv_gamma, torch.ones_like(direct))
     )
     rhs = has_target.to(torch.float64)
-    p = torch.linalg.solve(system, rhs.unsqueeze(2)).squeeze(2)
+    solution, info = torch.linalg.solve_ex(system, rhs.unsqueeze(2))
+    p = solution.squeeze(2)
     reachable = (
-        torch.isfinite(lam).all(dim=1) & torch.isfinite(p).all(dim=1) & (p >= -1e-9).all(dim=1)
+        (info == 0)
+        & (lam.amax(dim=1) <= _DIVERGED)
+        & torch.isfinite(p).all(dim=1)
+        & (p >= -1e-9).all(dim=1)
     )
-    p = p.clamp(min=0)
+    p = torch.where(has_target, p.clamp(min=0), torch.zeros_like(p))
     # a_k carries the 1/sigma, so these beams are already in sqrt(W)
     beams = u * torch.sqrt(p).to(u.dtype)[:, None, :]
     beams = torch.where(reachable[:, None, None], beams, torch.full_like(beams, math.nan))
