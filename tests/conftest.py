@@ -1,4 +1,4 @@
-"""Shared fixtures: small random power-control batches."""
+"""Shared fixtures: small random power-control and MISO batches."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from feasnet.problems.instances import PowerControlInstances
+from feasnet.problems.miso import MisoInstances
 
 os.environ.setdefault("FEASNET_PROGRESS", "0")
 
@@ -40,3 +41,14 @@ def random_instances(
 @pytest.fixture
 def small_batch() -> PowerControlInstances:
     return random_instances(16, 3, 2, seed=1)
+
+
+def random_miso_instances(
+    n: int = 16, users: int = 3, antennas: int = 6, seed: int = 0, gamma: float = 2.0
+) -> MisoInstances:
+    """Rayleigh MISO instances (complex128): pmax 1 W, pc 0.1 W, eta 0.5, noise 0.05 W,
+    SINR target ``gamma`` for every user, weights uniform in [0.5, 1.5]."""
+    g = torch.Generator().manual_seed(seed)
+    channel = torch.randn(n, users, antennas, dtype=torch.complex128, generator=g)
+    weights = 0.5 + torch.rand(n, users, generator=g, dtype=torch.float64)
+    return MisoInstances.from_arrays(channel, 1.0, 0.1, 0.5, 0.05, gamma, weights)

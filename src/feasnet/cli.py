@@ -12,7 +12,8 @@ from rich.console import Console
 from rich.table import Table
 
 app = typer.Typer(
-    help="Feasibility-guaranteed learning-to-optimize for wireless power control.",
+    help="Feasibility-guaranteed learning-to-optimize for wireless power control and MISO "
+    "beamforming.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -55,13 +56,43 @@ def _guarded(fn):  # type: ignore[no-untyped-def]
 @data_app.command("presets")
 def data_presets() -> None:
     """List the named scenarios with their parameters."""
-    from feasnet.data.presets import PRESETS
+    from feasnet.data.presets import PRESETS, scenario_family
 
-    table = Table(title="feasnet scenario presets (feasnet data generate NAME --out FILE.h5)")
+    table = Table(title="power-control presets (feasnet data generate NAME --out FILE.h5)")
     columns = ("name", "kind", "B", "Q", "U", "min rate", "pmax", "noise", "samples")
     for column in columns:
         table.add_column(column, no_wrap=True)
+    miso_table = Table(title="MISO beamforming presets (survey case study)")
+    for column in (
+        "name",
+        "Nt",
+        "K",
+        "SNR",
+        "Nakagami m",
+        "SINR min",
+        "pmax",
+        "pc",
+        "eta",
+        "noise",
+        "samples",
+    ):
+        miso_table.add_column(column, no_wrap=True)
     for name, s in PRESETS.items():
+        if scenario_family(s) == "miso":
+            miso_table.add_row(
+                name,
+                str(s.num_antennas),
+                str(s.num_users),
+                f"{s.snr_db:g} dB",
+                f"{s.nakagami_m:g}",
+                "-" if s.sinr_min_db is None else f"{s.sinr_min_db:g} dB",
+                f"{s.pmax:g} W",
+                f"{s.circuit_power:g} W",
+                f"{s.efficiency:g}",
+                f"{s.noise_power:.3g} W",
+                str(s.num_samples),
+            )
+            continue
         table.add_row(
             name,
             s.kind,
@@ -74,7 +105,8 @@ def data_presets() -> None:
             str(s.num_samples),
         )
     console.print(table)
-    console.print("Descriptions and the channel models: docs/datasets.md")
+    console.print(miso_table)
+    console.print("Descriptions and the channel models: docs/datasets.md, docs/miso-datasets.md")
 
 
 @data_app.command("generate")
@@ -84,9 +116,9 @@ def data_generate(
     out: Annotated[Path, typer.Option(help="HDF5 file to write.")],
     samples: Annotated[int | None, typer.Option(help="Feasible instances to keep.")] = None,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
-    train: Annotated[float, typer.Option(help="Train fraction.")] = 0.9,
-    validation: Annotated[float, typer.Option(help="Validation fraction.")] = 0.05,
-    test: Annotated[float, typer.Option(help="Test fraction.")] = 0.05,
+    train: Annotated[float | None, typer.Option(help=SPLIT_HELP)] = None,
+    validation: Annotated[float | None, typer.Option(help="Validation fraction.")] = None,
+    test: Annotated[float | None, typer.Option(help="Test fraction.")] = None,
 ) -> None:
     """Draw feasible instances of a preset and store them, split, in HDF5."""
     from feasnet.data import storage
@@ -99,12 +131,34 @@ def data_generate(
         raise UserError(f"samples: expected a positive count, got {n}")
     instances, stats = generate(scenario, n, seed=seed)
     storage.write_dataset(
-        out, instances, scenario, seed=seed, stats=stats, splits=(train, validation, test)
+        out,
+        instances,
+        scenario,
+        seed=seed,
+        stats=stats,
+        splits=_splits(storage.default_splits(scenario), train, validation, test),
     )
     console.print(
         f"wrote {out}: {n} feasible instances of {scenario.name} "
         f"({stats.drawn} drawn, {stats.rejected} infeasible rejected)"
     )
+
+
+SPLIT_HELP = (
+    "Train fraction (defaults: 0.9/0.05/0.05 train/validation/test for power control, "
+    "0.7/0/0.3 for MISO as in the survey)."
+)
+
+
+def _splits(
+    default: tuple[float, float, float],
+    train: float | None,
+    validation: float | None,
+    test: float | None,
+) -> tuple[float, float, float]:
+    """The family's default split fractions with the ones given on the command line."""
+    given = (train, validation, test)
+    return tuple(d if g is None else g for d, g in zip(default, given, strict=True))  # type: ignore[return-value]
 
 
 @data_app.command("info")
@@ -114,7 +168,7 @@ def data_info(dataset: Annotated[Path, typer.Argument(help="HDF5 data set.")]) -
     from feasnet.data import storage
 
     info = storage.read_info(dataset)
-    console.print(f"{info.path}: {info.scenario.summary()}")
+    console.print(f"{info.path} ({info.family}): {info.scenario.summary()}")
     console.print(f"  {info.scenario.description}")
     sizes = ", ".join(f"{k} {v}" for k, v in info.split_sizes.items())
     console.print(f"  splits: {sizes} (total {info.num_instances})")
@@ -131,7 +185,8 @@ def data_export(
     out: Annotated[Path, typer.Option(help=".npz file to write.")],
     split: Annotated[str, typer.Option(help="train, validation or test.")] = "test",
 ) -> None:
-    """Write one split as a plain .npz (H, pmax, noise, bandwidth, min_rate)."""
+    """Write one split as a plain .npz (power control: H, pmax, noise, bandwidth, min_rate;
+    MISO: H, pmax, pc, eta, noise, sinr_min, weights)."""
     from feasnet.data import exchange, storage
 
     instances, _ = storage.read_dataset(dataset, split)
@@ -145,40 +200,48 @@ def data_import(
     source: Annotated[Path, typer.Argument(help=".npz file in the exchange format.")],
     out: Annotated[Path, typer.Option(help="HDF5 data set to write.")],
     seed: Annotated[int, typer.Option(help="Seed of the split shuffle.")] = 0,
-    train: Annotated[float, typer.Option(help="Train fraction.")] = 0.9,
-    validation: Annotated[float, typer.Option(help="Validation fraction.")] = 0.05,
-    test: Annotated[float, typer.Option(help="Test fraction.")] = 0.05,
+    train: Annotated[float | None, typer.Option(help=SPLIT_HELP)] = None,
+    validation: Annotated[float | None, typer.Option(help="Validation fraction.")] = None,
+    test: Annotated[float | None, typer.Option(help="Test fraction.")] = None,
 ) -> None:
     """Check your own channels (.npz) and store them as a split HDF5 data set."""
     import torch
 
     from feasnet.data import exchange, storage
+    from feasnet.data.generate import feasible_mask
+    from feasnet.data.miso_presets import imported_miso_scenario
     from feasnet.data.presets import Scenario
-    from feasnet.problems import power_control as pc
+    from feasnet.problems.miso import MisoInstances
 
     instances = exchange.load_npz(source)
-    feasible = pc.minimum_power(instances).feasible
+    feasible = feasible_mask(instances)
     if not feasible.any():
         raise UserError(f"{source}: none of the {len(instances)} instances is feasible")
     dropped = int((~feasible).sum())
     instances = instances[feasible]
     order = torch.randperm(len(instances), generator=torch.Generator().manual_seed(seed))
     instances = instances[order]
-    scenario = Scenario(
-        name=f"imported-{source.stem}",
-        kind="imported",
-        num_bs=instances.num_bs,
-        num_channels=instances.num_channels,
-        min_rate=float(instances.min_rate.max()),
-        pmax=float(instances.pmax[0]),
-        bandwidth=float(instances.bandwidth[0]),
-        noise=float(instances.noise[0]),
-        num_samples=len(instances),
-        description=f"imported from {source.name}; per-instance scalars are stored in the data",
-    )
-    storage.write_dataset(
-        out, instances, scenario, seed=seed, stats=None, splits=(train, validation, test)
-    )
+    if isinstance(instances, MisoInstances):
+        scenario = imported_miso_scenario(
+            instances,
+            name=f"imported-{source.stem}",
+            description=f"imported from {source.name}; per-instance values are stored in the data",
+        )
+    else:
+        scenario = Scenario(
+            name=f"imported-{source.stem}",
+            kind="imported",
+            num_bs=instances.num_bs,
+            num_channels=instances.num_channels,
+            min_rate=float(instances.min_rate.max()),
+            pmax=float(instances.pmax[0]),
+            bandwidth=float(instances.bandwidth[0]),
+            noise=float(instances.noise[0]),
+            num_samples=len(instances),
+            description=f"imported from {source.name}; per-instance scalars are stored in the data",
+        )
+    splits = _splits(storage.default_splits(scenario), train, validation, test)
+    storage.write_dataset(out, instances, scenario, seed=seed, stats=None, splits=splits)
     console.print(
         f"wrote {out}: {len(instances)} instances, shuffled with seed {seed}"
         + (f" ({dropped} infeasible instances dropped)" if dropped else "")
@@ -190,16 +253,20 @@ def data_import(
 def methods() -> None:
     """List the methods `feasnet solve --method` and `feasnet train --method` accept."""
     from feasnet import solvers
-    from feasnet.methods import METHODS
+    from feasnet.methods import METHODS, method_family
 
     table = Table(title="feasnet methods")
     table.add_column("name")
+    table.add_column("problem")
     table.add_column("kind")
     table.add_column("description")
-    for name, description in solvers.available().items():
-        table.add_row(name, "classical (feasnet solve --method)", description)
+    for family in ("power-control", "miso"):
+        for name, description in solvers.available(family=family).items():
+            table.add_row(name, family, "classical (feasnet solve --method)", description)
     for name, config in METHODS.items():
-        table.add_row(name, "learned (feasnet train --method)", config.description)
+        table.add_row(
+            name, method_family(config), "learned (feasnet train --method)", config.description
+        )
     console.print(table)
 
 
@@ -234,8 +301,7 @@ def train_command(
         data = ensure_dataset(
             out, preset or "", samples or DEFAULT_TRAIN_SAMPLES, seed, console.print
         )
-    train_set, info = storage.read_dataset(data, "train")
-    validation_set, _ = storage.read_dataset(data, "validation")
+    train_set, validation_set, info = storage.read_training_splits(data)
     summary = train(
         config,
         train_set,
@@ -271,18 +337,15 @@ def solve(
     split: Annotated[str, typer.Option(help="Split to solve when SOURCE is HDF5.")] = "test",
     workers: Annotated[int | None, typer.Option(help="Worker processes (default: cores).")] = None,
 ) -> None:
-    """Solve every instance of a file; writes P, feasible, sum_rate, seconds."""
+    """Solve every instance of a file; writes P, feasible, sum_rate, seconds (power control)
+    or V, feasible, wsr, seconds (MISO)."""
     from feasnet import solvers
     from feasnet.data import exchange, storage
     from feasnet.evaluate import evaluate
+    from feasnet.solvers.result import BeamformingResult
 
     if (method is None) == (model is None):
         raise UserError("give exactly one of --method (classical) or --model (trained)")
-    if method is not None and method.lower() not in solvers.SOLVERS:
-        raise UserError(
-            f"method: unknown method {method!r}; choose one of {', '.join(solvers.SOLVERS)}"
-            " (learned methods are used through --model RUN_DIR)"
-        )
     if source.suffix.lower() in {".h5", ".hdf5"}:
         instances, _ = storage.read_dataset(source, split)
     else:
@@ -290,7 +353,15 @@ def solve(
     if model is not None:
         result = solve_with_model(model, instances)
     else:
-        result = solvers.solve(method or "", instances, workers=workers)
+        family = solvers.family_of(instances)
+        names = solvers.available(family=family)
+        if method is None or method.lower() not in names:
+            raise UserError(
+                f"method: unknown method {method!r} for {family} instances; choose one of "
+                f"{', '.join(names)}"
+                " (learned methods are used through --model RUN_DIR)"
+            )
+        result = solvers.solve(method, instances, workers=workers)
     result.save_npz(out)
     m = evaluate(result)
     infeasible = [i for i, msg in enumerate(result.messages) if msg]
@@ -298,9 +369,13 @@ def solve(
         err_console.print(f"instance {i}: {result.messages[i]}", highlight=False)
     if len(infeasible) > 10:
         err_console.print(f"... and {len(infeasible) - 10} more instances with messages")
+    objective = (
+        f"mean WSR {m.mean_objective:.3f} bit/s/Hz"
+        if isinstance(result, BeamformingResult)
+        else f"mean sum rate {m.mean_objective / 1e6:.3f} Mbit/s"
+    )
     console.print(
-        f"{result.method}: {m.num_instances} instances, mean sum rate "
-        f"{m.mean_objective / 1e6:.3f} Mbit/s (infeasible counted as 0), "
+        f"{result.method}: {m.num_instances} instances, {objective} (infeasible counted as 0), "
         f"{int(result.feasible.sum())} feasible at rtol {result.rtol:g}, "
         f"{m.time_per_sample * 1e3:.3g} ms per instance -> {out}"
     )
@@ -327,7 +402,11 @@ def solve_with_model(path: Path, instances):  # type: ignore[no-untyped-def]
 @_guarded
 def bench(
     suite: Annotated[
-        str, typer.Option(help="default (classical + learned) or classical.")
+        str,
+        typer.Option(
+            help="default (power control, classical + learned), classical, table2, "
+            "miso-snr (survey Fig. 4) or miso-nakagami (survey Fig. 5)."
+        ),
     ] = "default",
     preset: Annotated[str | None, typer.Option(help="Scenario preset.")] = None,
     samples: Annotated[int | None, typer.Option(help="Instances to generate (all splits).")] = None,
@@ -336,6 +415,10 @@ def bench(
     epochs: Annotated[int | None, typer.Option(help="Maximal training epochs.")] = None,
     configs: Annotated[
         str | None, typer.Option(help="table2 suite: comma-separated IDs (default 1-8).")
+    ] = None,
+    points: Annotated[
+        str | None,
+        typer.Option(help="miso suites: comma-separated sweep values (default: all)."),
     ] = None,
     workers: Annotated[int | None, typer.Option(help="Worker processes (default: cores).")] = None,
     out: Annotated[
@@ -349,6 +432,42 @@ def bench(
     from feasnet.train import TrainConfig
 
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    if suite.startswith("miso"):
+        from feasnet.bench import miso as miso_bench
+
+        if suite not in miso_bench.SWEEPS:
+            raise UserError(
+                f"suite: unknown suite {suite!r}; MISO suites: {', '.join(miso_bench.SWEEPS)}"
+            )
+        try:
+            values = tuple(float(v) for v in points.split(",")) if points else None
+        except ValueError as exc:
+            raise UserError(f"points: expected comma-separated numbers, got {points!r}") from exc
+        chosen = (
+            tuple(m.strip().lower() for m in methods.split(","))
+            if methods
+            else miso_bench.DEFAULT_METHODS
+        )
+        known = set(solvers.available(family="miso")) | set(miso_bench.LEARNED_METHODS)
+        unknown = [m for m in chosen if m not in known]
+        if unknown:
+            raise UserError(
+                f"methods: unknown {', '.join(unknown)}; choose from {', '.join(sorted(known))}"
+            )
+        run_dir = out or Path("runs") / f"{suite}-{stamp}"
+        console.print(f"[bold]feasnet bench[/] suite={suite} -> {run_dir}")
+        miso_bench.run(
+            suite,
+            run_dir,
+            samples=samples or miso_bench.DEFAULT_SAMPLES,
+            seed=seed,
+            methods=chosen,
+            workers=workers,
+            train_config=miso_bench.default_train_config(epochs, seed),
+            values=values,
+            log=console.print,
+        )
+        return
     if suite == "table2":
         from feasnet.bench import table2
 
@@ -375,7 +494,10 @@ def bench(
         return
     suites = {"default": comparison.DEFAULT_METHODS, "classical": comparison.CLASSICAL_METHODS}
     if suite not in suites:
-        raise UserError(f"suite: unknown suite {suite!r}; available: {', '.join(suites)}, table2")
+        raise UserError(
+            f"suite: unknown suite {suite!r}; available: {', '.join(suites)}, table2, "
+            "miso-snr, miso-nakagami"
+        )
     preset = preset or comparison.DEFAULT_PRESET
     samples = samples if samples is not None else DEFAULT_BENCH_SAMPLES.get(preset)
     chosen = tuple(m.strip().lower() for m in methods.split(",")) if methods else suites[suite]

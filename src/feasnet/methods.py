@@ -19,8 +19,11 @@ from torch import Tensor, nn
 from feasnet.layers.correction import IterativeCorrection
 from feasnet.layers.guard import guard as guard_outputs
 from feasnet.layers.penalty import Penalty, soft_loss
+from feasnet.methods_miso import MISO_METHODS, MisoMethodConfig, MisoModel
 from feasnet.nets.mlp import PowerControlMLP
+from feasnet.problems import power_control as pc
 from feasnet.problems.instances import PowerControlInstances
+from feasnet.problems.miso import MisoInstances
 
 LayerKind = Literal["penalty", "qp", "qp-cvxpylayers", "correction"]
 
@@ -69,7 +72,7 @@ class MethodConfig(BaseModel):
     refine: Literal["none", "fw"] = "none"
     penalty_weight: float = Field(0.0, ge=0)
     equilibrate_penalty: bool = False
-    selection: Literal["sum_rate", "violation"] = "sum_rate"
+    selection: Literal["objective", "violation"] = "objective"
     hidden: tuple[int, ...] = (200, 200, 200)
     dropout: float = Field(0.1, ge=0, lt=1)
     batch_norm: bool = True
@@ -122,15 +125,53 @@ METHODS: dict[str, MethodConfig] = {
 }
 
 
-def get_method(name: str, **overrides: Any) -> MethodConfig:
-    """The preset ``name`` (case-insensitive), optionally with fields overridden."""
+METHODS.update(MISO_METHODS)  # type: ignore[arg-type]  # one registry for both families
+
+AnyMethodConfig = MethodConfig | MisoMethodConfig
+"""A method of either problem family."""
+
+
+def get_method(name: str, **overrides: Any) -> Any:
+    """The preset ``name`` (case-insensitive), optionally with fields overridden.
+
+    Returns a :class:`MethodConfig` (power control) or a
+    :class:`~feasnet.methods_miso.MisoMethodConfig` (MISO beamforming).
+    """
     key = name.strip().lower()
     if key not in METHODS:
         raise KeyError(f"method: unknown method {name!r}; choose one of {', '.join(METHODS)}")
     config = METHODS[key]
     if overrides:
-        config = MethodConfig.model_validate({**config.model_dump(), **overrides})
+        config = type(config).model_validate({**config.model_dump(), **overrides})
     return config
+
+
+def method_family(config: Any) -> str:
+    """``"miso"`` or ``"power-control"``: which problem family a method solves."""
+    return "miso" if isinstance(config, MisoMethodConfig) else "power-control"
+
+
+def config_from_dict(values: dict[str, Any]) -> Any:
+    """Rebuild a method configuration stored in a model file (either family)."""
+    if values.get("problem") == "miso":
+        return MisoMethodConfig.model_validate(values)
+    return MethodConfig.model_validate(values)
+
+
+def build_model(config: Any, instances: Any = None, **size: int) -> Any:
+    """The model of ``config`` sized for ``instances`` (or for explicit ``size`` keywords:
+    ``num_bs``/``num_channels`` for power control, ``num_antennas``/``num_users`` for MISO)."""
+    if isinstance(config, MisoMethodConfig):
+        if instances is not None:
+            size = {"num_antennas": instances.num_antennas, "num_users": instances.num_users}
+        if instances is not None and not isinstance(instances, MisoInstances):
+            raise ValueError(f"instances: method {config.name!r} needs MISO instances")
+        return MisoModel(config, size["num_antennas"], size["num_users"])
+    if instances is not None:
+        if not isinstance(instances, PowerControlInstances):
+            raise ValueError(f"instances: method {config.name!r} needs power-control instances")
+        size = {"num_bs": instances.num_bs, "num_channels": instances.num_channels}
+    return PowerControlModel(config, size["num_bs"], size["num_channels"])
 
 
 def build_layer(config: MethodConfig) -> nn.Module:
@@ -172,8 +213,34 @@ class PowerControlModel(nn.Module):
         )
         self.layer = build_layer(config)
 
+    # ---------------------------------------------------------------- shared interface
+    objective_unit = "bit/s"
+    range_fields = ("pmax", "noise", "bandwidth", "min_rate")
+
+    def size(self) -> dict[str, int]:
+        """What ``model.pt`` stores to rebuild the model."""
+        return {"num_bs": self.num_bs, "num_channels": self.num_channels}
+
+    def fit_normalizer(self, instances: PowerControlInstances) -> None:
+        """Fit the backbone's input normalization on the training set."""
+        self.backbone.fit_normalizer(instances)
+
+    def objective_and_feasibility(
+        self, instances: PowerControlInstances
+    ) -> tuple[Tensor, Tensor]:
+        """Network output's ``(sum rate (N,) [bit/s], feasible (N,) bool)``, float64 check."""
+        x = self(instances)
+        inst64 = instances.to(torch.float64, x.device)
+        power = x.double() * inst64.pmax[:, None, None]
+        rate = torch.nan_to_num(pc.sum_rate(power.clamp(min=0), inst64))
+        return rate, pc.is_feasible(power, inst64)
+
     def check_size(self, instances: PowerControlInstances) -> None:
-        """Raise a clear error for instances of another (B, Q) than the model's."""
+        """Raise a clear error for instances of another family or (B, Q) than the model's."""
+        if not isinstance(instances, PowerControlInstances):
+            raise ValueError(
+                f"instances: this model is a power-control model, got {type(instances).__name__}"
+            )
         if (instances.num_bs, instances.num_channels) != (self.num_bs, self.num_channels):
             raise ValueError(
                 f"instances: this model was trained for B={self.num_bs} BSs and "

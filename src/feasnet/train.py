@@ -27,11 +27,13 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from feasnet.atomic import atomic_path, write_text
-from feasnet.methods import MethodConfig, PowerControlModel
+from feasnet.methods import build_model, config_from_dict, method_family
+from feasnet.problems import miso
 from feasnet.problems import power_control as pc
 from feasnet.problems.instances import PowerControlInstances
+from feasnet.problems.miso import MisoInstances
 from feasnet.progress import progress_bar
-from feasnet.solvers.result import AllocationResult
+from feasnet.solvers.result import AllocationResult, BeamformingResult, Result
 
 MODEL_FORMAT = "feasnet-power-control-model"
 MODEL_FORMAT_VERSION = 1
@@ -56,56 +58,58 @@ class TrainConfig(BaseModel):
     threads: int | None = Field(None, ge=1)
 
 
+Instances = PowerControlInstances | MisoInstances
+"""Instances of either problem family."""
+VALIDATION_FRACTION_OF_TRAIN = 1 / 7
+"""Share of the training split held out for early stopping when a data set has no validation
+split (the MISO sets follow the survey's 7:3 train/test split)."""
+
+
 def _validation_metrics(
-    model: PowerControlModel, instances: PowerControlInstances, batch_size: int = 2048
+    model: Any, instances: Instances, batch_size: int = 2048
 ) -> dict[str, float]:
-    """Mean sum rate (violations as 0) [bit/s] and violation probability, network only."""
+    """Mean objective (violations as 0) and violation probability of the network output."""
     model.eval()
-    rates, feasible = [], []
+    values, feasible = [], []
     with torch.no_grad():
         for start in range(0, len(instances), batch_size):
-            chunk = instances[start : start + batch_size]
-            x = model(chunk)
-            inst64 = chunk.to(torch.float64, x.device)
-            power = x.double() * inst64.pmax[:, None, None]
-            ok = pc.is_feasible(power, inst64)
-            rate = torch.nan_to_num(pc.sum_rate(power.clamp(min=0), inst64))
-            rates.append(torch.where(ok, rate, torch.zeros_like(rate)).cpu())
+            objective, ok = model.objective_and_feasibility(instances[start : start + batch_size])
+            values.append(torch.where(ok, objective, torch.zeros_like(objective)).cpu())
             feasible.append(ok.cpu())
     model.train()
-    all_rates = torch.cat(rates)
+    all_values = torch.cat(values)
     all_ok = torch.cat(feasible)
     return {
-        "sum_rate": float(all_rates.mean()),
+        "objective": float(all_values.mean()),
         "violation_probability": float(1.0 - all_ok.double().mean()),
     }
 
 
-def _score(config: MethodConfig, metrics: dict[str, float]) -> tuple[float, float]:
+def _score(config: Any, metrics: dict[str, float]) -> tuple[float, float]:
     """Larger is better: (primary, tie-breaker) by the method's selection rule."""
-    if config.selection == "violation":
-        return (-metrics["violation_probability"], metrics["sum_rate"])
-    return (metrics["sum_rate"], -metrics["violation_probability"])
+    if getattr(config, "selection", "objective") == "violation":
+        return (-metrics["violation_probability"], metrics["objective"])
+    return (metrics["objective"], -metrics["violation_probability"])
 
 
-def scalar_ranges(instances: PowerControlInstances) -> dict[str, list[float]]:
-    """``[min, max]`` of each per-instance scalar and of the rate targets."""
+def scalar_ranges(instances: Instances, names: tuple[str, ...]) -> dict[str, list[float]]:
+    """``[min, max]`` of each named per-instance field (scalars and targets)."""
     return {
         name: [float(getattr(instances, name).min()), float(getattr(instances, name).max())]
-        for name in ("pmax", "noise", "bandwidth", "min_rate")
+        for name in names
     }
 
 
 def model_payload(
-    model: PowerControlModel, ranges: dict[str, list[float]], extra: dict[str, Any]
+    model: Any, ranges: dict[str, list[float]], extra: dict[str, Any]
 ) -> dict[str, Any]:
     """What ``model.pt`` holds (only tensors and primitives: ``weights_only`` loads it)."""
     return {
         "format": MODEL_FORMAT,
         "format_version": MODEL_FORMAT_VERSION,
+        "family": method_family(model.config),
         "method": model.config.model_dump(mode="json"),
-        "num_bs": model.num_bs,
-        "num_channels": model.num_channels,
+        **model.size(),
         "training_ranges": ranges,
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         **extra,
@@ -118,9 +122,9 @@ def _save(payload: dict[str, Any], path: Path) -> None:
 
 
 def train(
-    method: MethodConfig,
-    train_set: PowerControlInstances,
-    validation_set: PowerControlInstances,
+    method: Any,
+    train_set: Instances,
+    validation_set: Instances,
     out_dir: Path,
     config: TrainConfig | None = None,
     resume: bool = False,
@@ -130,8 +134,10 @@ def train(
     """Train ``method`` and write the run folder; returns the final summary.
 
     Args:
-        method: the method preset (see :data:`feasnet.methods.METHODS`).
-        train_set, validation_set: instances of one (B, Q) size.
+        method: the method preset (see :data:`feasnet.methods.METHODS`), of either family.
+        train_set, validation_set: instances of one size and of the method's family. An empty
+            validation set holds out the last :data:`VALIDATION_FRACTION_OF_TRAIN` of the
+            training set instead.
         out_dir: run folder (created).
         config: optimization settings.
         resume: continue from ``out_dir/checkpoint.pt`` if it exists.
@@ -143,17 +149,22 @@ def train(
         torch.set_num_threads(config.threads)
     out_dir.mkdir(parents=True, exist_ok=True)
     device = torch.device(config.device)
+    if len(validation_set) == 0:
+        held_out = max(1, round(len(train_set) * VALIDATION_FRACTION_OF_TRAIN))
+        train_set, validation_set = train_set[:-held_out], train_set[-held_out:]
+        log(f"no validation split: holding out the last {held_out} training instances")
     if config.max_train_samples is not None:
         train_set = train_set[: config.max_train_samples]
     torch.manual_seed(config.seed)
-    model = PowerControlModel(method, train_set.num_bs, train_set.num_channels)
-    model.backbone.fit_normalizer(train_set)
+    model = build_model(method, train_set)
+    model.fit_normalizer(train_set)
     model.to(device)
     train_dev = train_set.to(torch.float32, device)
     validation_dev = validation_set.to(torch.float32, device)
+    objective_unit = model.objective_unit
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
     scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=config.lr_decay)
-    ranges = scalar_ranges(train_set)
+    ranges = scalar_ranges(train_set, model.range_fields)
     extra = {"metadata": metadata or {}, "train_config": config.model_dump(mode="json")}
     checkpoint_path, model_path = out_dir / "checkpoint.pt", out_dir / "model.pt"
 
@@ -213,7 +224,7 @@ def train(
         row = {
             "epoch": epoch + 1,
             "train_loss": total / n,
-            "validation_sum_rate": metrics["sum_rate"],
+            "validation_objective": metrics["objective"],
             "validation_violation_probability": metrics["violation_probability"],
             "seconds": time.perf_counter() - started,
             "best": improved,
@@ -234,12 +245,18 @@ def train(
         )
         write_text(out_dir / "history.json", json.dumps(history, indent=2) + "\n")
         log(
-            f"{method.name} epoch {epoch + 1}: loss {row['train_loss']:.4f}, validation sum rate "
-            f"{metrics['sum_rate'] / 1e6:.2f} Mbit/s, violation prob. "
+            f"{method.name} epoch {epoch + 1}: loss {row['train_loss']:.4f}, validation objective "
+            f"{_format_objective(metrics['objective'], objective_unit)}, violation prob. "
             f"{metrics['violation_probability']:.4f}, {row['seconds']:.1f} s"
             + (" *" if improved else "")
         )
     return {"method": method.name, "best_epoch": _best_epoch(history), "history": history}
+
+
+def _format_objective(value: float, unit: str) -> str:
+    if unit == "bit/s":
+        return f"{value / 1e6:.2f} Mbit/s"
+    return f"{value:.3f} {unit}"
 
 
 def _best_epoch(history: list[dict[str, Any]]) -> int:
@@ -251,7 +268,7 @@ def _epochs_since_best(history: list[dict[str, Any]]) -> int:
     return len(history) - _best_epoch(history)
 
 
-def load_model(path: Path) -> tuple[PowerControlModel, dict[str, Any]]:
+def load_model(path: Path) -> tuple[Any, dict[str, Any]]:
     """Load ``model.pt`` (or a run folder holding one) with ``weights_only=True``."""
     path = Path(path)
     if path.is_dir():
@@ -264,38 +281,48 @@ def load_model(path: Path) -> tuple[PowerControlModel, dict[str, Any]]:
         raise ValueError(f"model: {path} is not a feasnet model file ({exc})") from exc
     if not isinstance(payload, dict) or payload.get("format") != MODEL_FORMAT:
         raise ValueError(f"model: {path} is not a feasnet model file")
-    method = MethodConfig.model_validate(payload["method"])
-    model = PowerControlModel(method, int(payload["num_bs"]), int(payload["num_channels"]))
+    method = config_from_dict(payload["method"])
+    size_keys = (
+        ("num_antennas", "num_users")
+        if payload.get("family") == "miso"
+        else (
+            "num_bs",
+            "num_channels",
+        )
+    )
+    model = build_model(method, **{key: int(payload[key]) for key in size_keys})
     model.load_state_dict(payload["state_dict"])
     model.eval()
     return model, payload
 
 
 def model_result(
-    model: PowerControlModel,
-    instances: PowerControlInstances,
+    model: Any,
+    instances: Instances,
     guard: bool | None = None,
     name: str | None = None,
-) -> AllocationResult:
+) -> Result:
     """Allocate with a trained model and package the float64-checked result.
 
     Infeasible instances carry the exact test's reason; samples the guard repaired say so.
     Time per sample is the batch's wall time divided by its size.
     """
     model.check_size(instances)
-    power, fired, seconds = model.allocate(instances, guard=guard)
-    reasons = pc.minimum_power(instances).reasons()
+    output, fired, seconds = model.allocate(instances, guard=guard)
+    family = miso if isinstance(instances, MisoInstances) else pc
+    reasons = family.minimum_power(instances).reasons()
     messages = [
         reason or ("guard fired" if was_fixed else "")
         for reason, was_fixed in zip(reasons, fired.tolist(), strict=True)
     ]
-    return AllocationResult.from_power(
-        name or model.config.name, power, instances, seconds / len(instances), messages
-    )
+    label, per_sample = name or model.config.name, seconds / len(instances)
+    if isinstance(instances, MisoInstances):
+        return BeamformingResult.from_beams(label, output, instances, per_sample, messages)
+    return AllocationResult.from_power(label, output, instances, per_sample, messages)
 
 
 def warn_if_outside_training(
-    payload: dict[str, Any], instances: PowerControlInstances, rtol: float = 1e-9
+    payload: dict[str, Any], instances: Instances, rtol: float = 1e-9
 ) -> list[str]:
     """Warn (and return the reasons) when instance scalars leave the training ranges.
 

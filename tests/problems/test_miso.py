@@ -11,6 +11,8 @@ import torch
 from feasnet.problems import miso
 from feasnet.problems.instances import InvalidInstanceError
 
+from ..conftest import random_miso_instances as random_instances
+
 
 def _two_by_two() -> tuple[miso.MisoInstances, torch.Tensor]:
     """h_1 = [1, 0], h_2 = [0.5, 1j]; v_1 = [1, 0], v_2 = [0, 2]; noise 0.5."""
@@ -26,15 +28,6 @@ def _two_by_two() -> tuple[miso.MisoInstances, torch.Tensor]:
     )
     beams = torch.tensor([[[1, 0], [0, 2]]], dtype=torch.complex128)
     return inst, beams
-
-
-def random_instances(
-    n: int = 16, users: int = 3, antennas: int = 6, seed: int = 0, gamma: float = 2.0
-) -> miso.MisoInstances:
-    g = torch.Generator().manual_seed(seed)
-    channel = torch.randn(n, users, antennas, dtype=torch.complex128, generator=g)
-    weights = 0.5 + torch.rand(n, users, generator=g, dtype=torch.float64)
-    return miso.MisoInstances.from_arrays(channel, 1.0, 0.1, 0.5, 0.05, gamma, weights)
 
 
 def test_hand_computed_sinr_and_weighted_sum_rate():
@@ -100,9 +93,20 @@ def test_targets_unreachable_at_any_power_are_reported():
     inst = miso.MisoInstances.from_arrays(
         torch.ones(1, 2, 3, dtype=torch.complex128), 1.0, 0.1, 0.5, 1.0, 1.0
     )
-    result = miso.minimum_power(inst)
+    result = miso.minimum_power(inst, stop_above_budget=False)
     assert not bool(result.qos_reachable) and not bool(result.feasible)
     assert "any power" in result.reasons()[0]
+    # with the early stop (default) it is only known to exceed the budget: still infeasible
+    assert not bool(miso.minimum_power(inst).feasible)
+
+
+def test_early_stop_above_budget_agrees_with_the_exact_test():
+    inst = random_instances(n=64, seed=5, gamma=10.0)
+    exact = miso.minimum_power(inst, stop_above_budget=False)
+    fast = miso.minimum_power(inst)
+    assert 0 < int(exact.feasible.sum()) < 64  # a mix of feasible and infeasible instances
+    assert bool((fast.feasible == exact.feasible).all())
+    assert bool((fast.power[~fast.feasible] <= exact.power[~fast.feasible] * (1 + 1e-12)).all())
 
 
 def test_users_without_target_get_no_power():

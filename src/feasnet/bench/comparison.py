@@ -112,8 +112,7 @@ def learned_result(
     base = TRAINED_AS.get(name, name.removesuffix("+fw"))
     run_dir = out_dir / "models" / base
     if not (run_dir / "done").exists():  # unfinished or never started: (re)train, resuming
-        train_set, info = storage.read_dataset(dataset, "train")
-        validation_set, _ = storage.read_dataset(dataset, "validation")
+        train_set, validation_set, info = storage.read_training_splits(dataset)
         log(f"training {base} on {len(train_set)} instances ...")
         train(
             get_method(base),

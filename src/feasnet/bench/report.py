@@ -58,25 +58,29 @@ def _fmt(value: Any, key: str) -> str:
         return value
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
-    if key == "violation_probability":
+    if key in ("violation_probability", "violation_rate"):
         return f"{value:.4f}"
-    if key == "speedup_over_baseline":
+    if key.startswith("speedup"):
         return f"{value:.1f}x"
+    if key in ("wsr", "wsr_feasible"):
+        return f"{value:.3f}"
     if key == "time_per_sample_ms":
         return f"{value:.3g}"
     return f"{value:.2f}"
 
 
-def print_table(rows: list[dict[str, Any]], title: str) -> None:
-    """Print the comparison as a rich table on stdout."""
+def print_table(
+    rows: list[dict[str, Any]], title: str, columns: Sequence[tuple[str, str]] = COLUMNS
+) -> None:
+    """Print the comparison as a rich table on stdout (``columns``: (key, header) pairs)."""
     from rich.console import Console
     from rich.table import Table
 
     table = Table(title=title)
-    for key, header in COLUMNS:
+    for key, header in columns:
         table.add_column(header, justify="left" if key == "method" else "right")
     for row in rows:
-        table.add_row(*(_fmt(row[key], key) for key, _ in COLUMNS))
+        table.add_row(*(_fmt(row[key], key) for key, _ in columns))
     Console(width=max(100, len(title) + 4)).print(table)
 
 

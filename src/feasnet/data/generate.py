@@ -1,8 +1,10 @@
 """Draw a scenario's channels and keep only feasible instances.
 
 :func:`generate` draws batches of ``batch_size`` instances from one seeded
-``torch.Generator``, applies the exact feasibility test
-(:func:`feasnet.problems.power_control.minimum_power`) and keeps the feasible ones, in the order
+``torch.Generator``, applies the exact feasibility test of the scenario's family
+(:func:`feasnet.problems.power_control.minimum_power` for a
+:class:`~feasnet.data.presets.Scenario`, :func:`feasnet.problems.miso.minimum_power` for a
+:class:`~feasnet.data.miso_presets.MisoScenario`) and keeps the feasible ones, in the order
 drawn, until ``num_samples`` are collected. The result is a deterministic function of
 ``(scenario, seed, batch_size)``: with those fixed, a run for ``n`` samples returns the first
 ``n`` instances of a run for more samples.
@@ -25,8 +27,11 @@ import torch
 
 from feasnet.channels.gaussian import gaussian_gains
 from feasnet.channels.path_loss import path_loss_gains
+from feasnet.data.miso_presets import MisoScenario, draw_miso_instances
 from feasnet.data.presets import Scenario
+from feasnet.problems import miso as _miso
 from feasnet.problems.instances import PowerControlInstances
+from feasnet.problems.miso import MisoInstances
 from feasnet.problems.power_control import minimum_power
 from feasnet.progress import progress_bar
 
@@ -64,15 +69,26 @@ class GenerationStats:
         return self.num_samples / self.drawn if self.drawn else math.nan
 
 
+def feasible_mask(instances: PowerControlInstances | MisoInstances) -> torch.Tensor:
+    """``(N,)`` bool, the exact feasibility test of the instances' family."""
+    if isinstance(instances, MisoInstances):
+        return _miso.minimum_power(instances).feasible
+    return minimum_power(instances).feasible
+
+
 def draw_instances(
-    scenario: Scenario, num_samples: int, generator: torch.Generator
-) -> PowerControlInstances:
-    """Draw ``num_samples`` instances of ``scenario`` without a feasibility filter (float64).
+    scenario: Scenario | MisoScenario, num_samples: int, generator: torch.Generator
+) -> PowerControlInstances | MisoInstances:
+    """Draw ``num_samples`` instances of ``scenario`` without a feasibility filter.
 
     Returns:
-        ``gain (N, B, Q, B)`` linear power gains, ``pmax``/``noise``/``bandwidth`` ``(N,)``
-        [W, W, Hz] and ``min_rate (N, B, Q)`` [bit/s], all from the scenario.
+        Power control (float64): ``gain (N, B, Q, B)`` linear power gains,
+        ``pmax``/``noise``/``bandwidth`` ``(N,)`` [W, W, Hz] and ``min_rate (N, B, Q)``
+        [bit/s], all from the scenario. MISO (complex128): see
+        :func:`feasnet.data.miso_presets.draw_miso_instances`.
     """
+    if isinstance(scenario, MisoScenario):
+        return draw_miso_instances(scenario, num_samples, generator)
     b, q = scenario.num_bs, scenario.num_channels
     if scenario.kind == "imported":
         raise ValueError(f"scenario {scenario.name!r}: imported channels cannot be drawn")
@@ -96,12 +112,12 @@ def draw_instances(
 
 
 def generate(
-    scenario: Scenario,
+    scenario: Scenario | MisoScenario,
     num_samples: int | None = None,
     seed: int = 0,
     batch_size: int = DEFAULT_BATCH_SIZE,
     max_draw_factor: float = MAX_DRAW_FACTOR,
-) -> tuple[PowerControlInstances, GenerationStats]:
+) -> tuple[PowerControlInstances | MisoInstances, GenerationStats]:
     """Draw feasible instances of ``scenario``.
 
     Args:
@@ -112,8 +128,9 @@ def generate(
         max_draw_factor: give up after drawing this many times ``num_samples``.
 
     Returns:
-        ``(instances, stats)``: ``num_samples`` feasible float64 instances
-        (``gain (N, B, Q, B)``, see :class:`PowerControlInstances`) and the counts.
+        ``(instances, stats)``: ``num_samples`` feasible instances and the counts. For a
+        :class:`Scenario`, float64 :class:`PowerControlInstances` (``gain (N, B, Q, B)``); for
+        a :class:`MisoScenario`, complex128 :class:`MisoInstances` (``channel (N, K, Nt)``).
 
     Raises:
         GenerationError: when the acceptance rate is too low to finish within
@@ -128,13 +145,13 @@ def generate(
         raise ValueError(f"max_draw_factor: expected >= 1, got {max_draw_factor}")
     generator = torch.Generator().manual_seed(int(seed))
     max_draws = math.ceil(max_draw_factor * target)
-    kept: list[PowerControlInstances] = []
+    kept: list = []
     accepted = drawn = rejected = 0
     start = time.perf_counter()
     with progress_bar(f"generating {scenario.name}", total=target) as advance:
         while accepted < target:
             batch = draw_instances(scenario, batch_size, generator)
-            feasible = minimum_power(batch).feasible
+            feasible = feasible_mask(batch)
             index = torch.nonzero(feasible).squeeze(1)
             need = target - accepted
             if index.numel() >= need:
@@ -157,11 +174,13 @@ def generate(
         rejected=rejected,
         seconds=time.perf_counter() - start,
     )
+    if isinstance(scenario, MisoScenario):
+        return MisoInstances.concatenate(kept), stats
     return PowerControlInstances.concatenate(kept), stats
 
 
 def _check_progress(
-    scenario: Scenario,
+    scenario: Scenario | MisoScenario,
     target: int,
     accepted: int,
     drawn: int,
@@ -181,10 +200,20 @@ def _check_progress(
         if rate > 0
         else f"{target:,} samples cannot be expected within"
     )
+    if isinstance(scenario, MisoScenario):
+        advice = (
+            f"Lower sinr_min_db (now {scenario.sinr_min_db} dB), raise snr_db (now "
+            f"{scenario.snr_db:g} dB) or num_antennas (now {scenario.num_antennas}), lower "
+            f"num_users (now {scenario.num_users}) or"
+        )
+    else:
+        advice = (
+            f"Lower min_rate (now {scenario.min_rate / 1e6:g} Mbit/s), raise pmax (now "
+            f"{scenario.pmax:g} W) or"
+        )
     raise GenerationError(
         f"scenario {scenario.name!r}: only {accepted:,} of {drawn:,} drawn instances are "
         f"feasible (acceptance rate {rate:.3%}); {estimate} the limit of "
-        f"{max_draw_factor:g} x {target:,} = {max_draws:,} draws. Lower min_rate "
-        f"(now {scenario.min_rate / 1e6:g} Mbit/s), raise pmax (now {scenario.pmax:g} W) or "
+        f"{max_draw_factor:g} x {target:,} = {max_draws:,} draws. {advice} "
         "allow more draws (max_draw_factor)."
     )

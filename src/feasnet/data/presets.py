@@ -1,5 +1,10 @@
 """Named scenarios: which channels to draw, how many, and with which QoS targets.
 
+One registry, :data:`PRESETS`, holds both problem families: power-control scenarios
+(:class:`Scenario`, below) and MISO beamforming scenarios
+(:class:`~feasnet.data.miso_presets.MisoScenario`, names ``miso-*``). Tell them apart with
+``isinstance`` or :func:`scenario_family`.
+
 A :class:`Scenario` fixes the dataset kind (``"gaussian"`` or ``"path-loss"``), the network
 size (``B`` BSs, ``Q`` channels and users per BS) and every physical constant. :data:`PRESETS`
 holds the configurations of the power-control paper (Table II, all path-loss; the Gaussian
@@ -18,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from feasnet.channels import gaussian as _gaussian
 from feasnet.channels import path_loss as _path_loss
+from feasnet.data.miso_presets import MisoScenario, build_miso_presets
 
 ScenarioKind = Literal["gaussian", "path-loss", "imported"]
 """``imported``: channels brought by the user (``feasnet data import``); never drawn."""
@@ -183,7 +189,7 @@ def _gaussian_preset(num_channels: int) -> Scenario:
     )
 
 
-def _build_presets() -> dict[str, Scenario]:
+def _build_presets() -> dict[str, Scenario | MisoScenario]:
     table2 = [
         (1, 5, 5, 1, 10.0),
         (2, 2, 6, 3, 2.5),
@@ -194,7 +200,7 @@ def _build_presets() -> dict[str, Scenario]:
         (7, 5, 5, 1, 2.5),
         (8, 4, 12, 3, 2.5),
     ]
-    presets = [_table2(*row) for row in table2]
+    presets: list[Scenario | MisoScenario] = [_table2(*row) for row in table2]
     presets += [_gaussian_preset(q) for q in (1, 2, 3, 5)]
     presets.append(
         Scenario(
@@ -208,11 +214,23 @@ def _build_presets() -> dict[str, Scenario]:
             description="small path-loss network for quick runs: 3 BSs, 2 channels, 2.5 Mbit/s",
         )
     )
+    presets += build_miso_presets()
     return {p.name: p for p in presets}
 
 
-PRESETS: dict[str, Scenario] = _build_presets()
-"""Every named scenario, keyed by its (lower-case) name."""
+AnyScenario = Scenario | MisoScenario
+"""A scenario of either problem family."""
+
+ScenarioFamily = Literal["power-control", "miso"]
+"""The problem family a scenario, data set or instance file belongs to."""
+
+PRESETS: dict[str, AnyScenario] = _build_presets()
+"""Every named scenario, keyed by its (lower-case) name: power control first, then MISO."""
+
+
+def scenario_family(scenario: AnyScenario) -> ScenarioFamily:
+    """``"miso"`` for a :class:`MisoScenario`, ``"power-control"`` for a :class:`Scenario`."""
+    return "miso" if isinstance(scenario, MisoScenario) else "power-control"
 
 
 def preset_names() -> list[str]:
@@ -220,7 +238,22 @@ def preset_names() -> list[str]:
     return list(PRESETS)
 
 
-def get_preset(name: str) -> Scenario:
+def scenario_from_json(raw: str | bytes) -> AnyScenario:
+    """Parse a scenario of either family from its JSON (``MisoScenario`` when ``kind`` starts
+    with ``miso``).
+
+    Raises:
+        pydantic.ValidationError, ValueError: invalid JSON or fields.
+    """
+    import json
+
+    data = json.loads(raw)
+    if isinstance(data, dict) and str(data.get("kind", "")).startswith("miso"):
+        return MisoScenario.model_validate(data)
+    return Scenario.model_validate(data)
+
+
+def get_preset(name: str) -> AnyScenario:
     """The preset called ``name`` (case-insensitive).
 
     Raises:

@@ -1,6 +1,9 @@
 """HDF5 storage of generated instance sets, split into train / validation / test.
 
-Layout of a file written by :func:`write_dataset`::
+Two problem families share the layout and the code; the root attribute ``feasnet_format`` says
+which one a file holds: ``"power-control-dataset"`` or ``"miso-dataset"``.
+
+Layout of a power-control file written by :func:`write_dataset`::
 
     /                       root attributes (see below)
     /train/H                (N_train, B, Q, B) float64, linear power gain
@@ -11,8 +14,21 @@ Layout of a file written by :func:`write_dataset`::
     /validation/...         same datasets
     /test/...               same datasets
 
-Root attributes: ``feasnet_format = "power-control-dataset"``, ``format_version = 1``,
-``scenario_json`` (the full :class:`~feasnet.data.presets.Scenario` as JSON) and every scenario
+Layout of a MISO file (``feasnet_format = "miso-dataset"``)::
+
+    /train/H                (N_train, K, Nt) complex128, channel amplitudes (y_k = h_k^T v)
+    /train/pmax             (N_train,) float64 [W]
+    /train/pc               (N_train,) float64 [W], circuit power
+    /train/eta              (N_train,) float64, amplifier efficiency
+    /train/noise            (N_train,) float64 [W]
+    /train/sinr_min         (N_train, K) float64, linear SINR targets
+    /train/weights          (N_train, K) float64, rate weights
+    /validation/...         same datasets (0 instances with the default MISO splits)
+    /test/...               same datasets
+
+Root attributes: ``feasnet_format``, ``format_version = 1``, ``scenario_json`` (the full
+:class:`~feasnet.data.presets.Scenario` or :class:`~feasnet.data.miso_presets.MisoScenario` as
+JSON) and every scenario
 field under its own name (fields that are ``None`` are left out), ``noise_power`` [W],
 ``seed``, ``drawn``, ``rejected``, ``num_instances``, ``split_train``, ``split_validation``,
 ``split_test`` (fractions), ``created`` (UTC, ISO 8601) and ``feasnet_version``. Each split
@@ -21,7 +37,11 @@ group carries ``num_instances``.
 Splits are contiguous slices in the order the instances were generated (train first). The
 generated instances are independent draws, so the order carries no information and no shuffle
 is needed; keeping it makes a file a pure function of the generation run. Split sizes are
-``round(fraction * N)`` for validation and test, the rest for train.
+``round(fraction * N)`` for validation and test, the rest for train. Default fractions:
+(0.9, 0.05, 0.05) for power control (the power-control paper), (0.7, 0, 0.3) for MISO (the
+survey's 7:3 train/test split, no validation set). The validation fraction may be 0: the
+group is then written with 0 instances, and :func:`read_dataset` on it raises
+:class:`EmptySplitError` (check ``info.split_sizes["validation"]`` first, or catch it).
 
 Files are written to a temporary name and renamed (:func:`feasnet.atomic.atomic_path`), so an
 interrupted write never leaves a partial file.
@@ -40,27 +60,55 @@ from typing import Any
 import h5py
 import numpy as np
 import pydantic
+import torch
 
 from feasnet import __version__
 from feasnet.atomic import atomic_path
 from feasnet.data.generate import GenerationStats
-from feasnet.data.presets import Scenario
+from feasnet.data.miso_presets import MisoScenario
+from feasnet.data.presets import AnyScenario, Scenario, ScenarioFamily, scenario_family
 from feasnet.problems.instances import InvalidInstanceError, PowerControlInstances
+from feasnet.problems.miso import MisoInstances
 
 FORMAT_MARKER = "power-control-dataset"
-"""Value of the root attribute ``feasnet_format``."""
+"""Value of the root attribute ``feasnet_format`` of a power-control file."""
+MISO_FORMAT_MARKER = "miso-dataset"
+"""Value of the root attribute ``feasnet_format`` of a MISO file."""
+FORMAT_MARKERS: dict[ScenarioFamily, str] = {
+    "power-control": FORMAT_MARKER,
+    "miso": MISO_FORMAT_MARKER,
+}
+"""Root ``feasnet_format`` per family."""
 FORMAT_VERSION = 1
 """Value of the root attribute ``format_version`` written by this version."""
 SPLIT_NAMES = ("train", "validation", "test")
 """Split groups, in file order."""
 DATASET_NAMES = ("H", "pmax", "noise", "bandwidth", "min_rate")
-"""Datasets of every split group."""
+"""Datasets of every split group of a power-control file."""
+MISO_DATASET_NAMES = ("H", "pmax", "pc", "eta", "noise", "sinr_min", "weights")
+"""Datasets of every split group of a MISO file."""
+DATASETS_OF: dict[ScenarioFamily, tuple[str, ...]] = {
+    "power-control": DATASET_NAMES,
+    "miso": MISO_DATASET_NAMES,
+}
+"""Split datasets per family."""
 DEFAULT_SPLITS = (0.9, 0.05, 0.05)
 """Train, validation and test fractions of the power-control paper."""
+DEFAULT_MISO_SPLITS = (0.7, 0.0, 0.3)
+"""Train, validation and test fractions of MISO data sets: the survey's 7:3, no validation."""
+
+
+def default_splits(scenario: AnyScenario) -> tuple[float, float, float]:
+    """:data:`DEFAULT_MISO_SPLITS` for a MISO scenario, else :data:`DEFAULT_SPLITS`."""
+    return DEFAULT_MISO_SPLITS if isinstance(scenario, MisoScenario) else DEFAULT_SPLITS
 
 
 class DatasetFileError(ValueError):
     """A dataset file is missing, unreadable or not a valid feasnet dataset."""
+
+
+class EmptySplitError(DatasetFileError):
+    """The requested split exists but holds 0 instances (e.g. MISO's default validation)."""
 
 
 @dataclass(frozen=True)
@@ -70,7 +118,8 @@ class DatasetInfo:
     Attributes:
         path: the file.
         format_version: layout version.
-        scenario: the scenario the instances were drawn from.
+        scenario: the scenario the instances were drawn from (:class:`Scenario` or
+            :class:`MisoScenario`; :attr:`family` tells which).
         seed: generation seed (``None`` if not recorded).
         drawn, rejected: generation counts (``None`` if not recorded).
         splits: fraction per split name.
@@ -81,7 +130,7 @@ class DatasetInfo:
 
     path: Path
     format_version: int
-    scenario: Scenario
+    scenario: AnyScenario
     seed: int | None
     drawn: int | None
     rejected: int | None
@@ -95,10 +144,16 @@ class DatasetInfo:
         """Instances over all splits."""
         return sum(self.split_sizes.values())
 
+    @property
+    def family(self) -> ScenarioFamily:
+        """``"power-control"`` or ``"miso"``."""
+        return scenario_family(self.scenario)
+
 
 # ---------------------------------------------------------------------------- writing
 def validate_splits(splits: tuple[float, float, float] | list[float]) -> tuple[float, float, float]:
-    """Check train / validation / test fractions: three finite values > 0 summing to 1.
+    """Check train / validation / test fractions: three finite values summing to 1, train and
+    test ``> 0``, validation ``>= 0`` (0: no validation set).
 
     Raises:
         ValueError: naming the problem.
@@ -108,8 +163,11 @@ def validate_splits(splits: tuple[float, float, float] | list[float]) -> tuple[f
         raise ValueError(
             f"splits: expected three fractions (train, validation, test), got {len(values)}"
         )
-    if not all(math.isfinite(v) and v > 0 for v in values):
-        raise ValueError(f"splits: every fraction must be > 0, got {values}")
+    train, validation, test = values
+    if not (all(math.isfinite(v) for v in values) and train > 0 and test > 0 and validation >= 0):
+        raise ValueError(
+            f"splits: train and test fractions must be > 0 and validation >= 0, got {values}"
+        )
     if not math.isclose(sum(values), 1.0, rel_tol=0, abs_tol=1e-9):
         raise ValueError(f"splits: fractions must sum to 1, got {values} (sum {sum(values):g})")
     return values  # type: ignore[return-value]
@@ -119,13 +177,16 @@ def split_sizes(num_instances: int, splits: tuple[float, float, float]) -> tuple
     """Instances per split: validation and test rounded, train takes the rest.
 
     Raises:
-        ValueError: when some split would be empty.
+        ValueError: when some split with a fraction > 0 would be empty.
     """
     validation = round(splits[1] * num_instances)
     test = round(splits[2] * num_instances)
     train = num_instances - validation - test
     sizes = (train, validation, test)
-    if min(sizes) < 1:
+    if (
+        any(size < 1 for size, fraction in zip(sizes, splits, strict=True) if fraction > 0)
+        or min(sizes) < 0
+    ):
         raise ValueError(
             f"splits: {num_instances} instances are too few for fractions {splits}; "
             f"split sizes would be {dict(zip(SPLIT_NAMES, sizes, strict=True))}"
@@ -133,23 +194,51 @@ def split_sizes(num_instances: int, splits: tuple[float, float, float]) -> tuple
     return sizes
 
 
+def _check_match(instances: PowerControlInstances | MisoInstances, scenario: AnyScenario) -> None:
+    """Raise ``ValueError`` unless the batch has the scenario's family and sizes."""
+    if isinstance(scenario, MisoScenario):
+        if not isinstance(instances, MisoInstances):
+            raise ValueError(
+                f"instances: power-control instances do not match MISO scenario {scenario.name!r}"
+            )
+        got = (instances.num_users, instances.num_antennas)
+        if got != (scenario.num_users, scenario.num_antennas):
+            raise ValueError(
+                f"instances: K={got[0]}, Nt={got[1]} do not match scenario {scenario.name!r} "
+                f"(K={scenario.num_users}, Nt={scenario.num_antennas})"
+            )
+        return
+    if not isinstance(instances, PowerControlInstances):
+        raise ValueError(
+            f"instances: MISO instances do not match power-control scenario {scenario.name!r}"
+        )
+    if (instances.num_bs, instances.num_channels) != (scenario.num_bs, scenario.num_channels):
+        raise ValueError(
+            f"instances: B={instances.num_bs}, Q={instances.num_channels} do not match scenario "
+            f"{scenario.name!r} (B={scenario.num_bs}, Q={scenario.num_channels})"
+        )
+
+
 def write_dataset(
     path: str | os.PathLike[str],
-    instances: PowerControlInstances,
-    scenario: Scenario,
+    instances: PowerControlInstances | MisoInstances,
+    scenario: AnyScenario,
     seed: int | None,
     stats: GenerationStats | None,
-    splits: tuple[float, float, float] = DEFAULT_SPLITS,
+    splits: tuple[float, float, float] | None = None,
 ) -> DatasetInfo:
     """Write ``instances`` (in order) as train / validation / test groups of an HDF5 file.
 
     Args:
         path: target file; written atomically, parent folders created.
-        instances: the batch, ``gain (N, B, Q, B)`` with ``B, Q`` matching ``scenario``.
-        scenario: recorded in the root attributes.
+        instances: the batch: power control, ``gain (N, B, Q, B)`` with ``B, Q`` matching a
+            :class:`Scenario`; or MISO, ``channel (N, K, Nt)`` with ``K, Nt`` matching a
+            :class:`MisoScenario` (stored as complex128 / float64).
+        scenario: recorded in the root attributes; its type picks the family.
         seed: generation seed (``None`` for data not drawn by feasnet).
         stats: generation counts (``None`` to leave ``drawn`` / ``rejected`` out).
-        splits: train, validation and test fractions (each > 0, summing to 1).
+        splits: train, validation and test fractions summing to 1 (train, test > 0,
+            validation >= 0); ``None``: :func:`default_splits` of the scenario.
 
     Returns:
         The file's :class:`DatasetInfo`.
@@ -157,19 +246,16 @@ def write_dataset(
     Raises:
         ValueError: on invalid splits or a batch that does not match the scenario.
     """
-    fractions = validate_splits(splits)
+    fractions = validate_splits(default_splits(scenario) if splits is None else splits)
+    _check_match(instances, scenario)
+    family = scenario_family(scenario)
     n = instances.num_instances
-    if (instances.num_bs, instances.num_channels) != (scenario.num_bs, scenario.num_channels):
-        raise ValueError(
-            f"instances: B={instances.num_bs}, Q={instances.num_channels} do not match scenario "
-            f"{scenario.name!r} (B={scenario.num_bs}, Q={scenario.num_channels})"
-        )
     sizes = split_sizes(n, fractions)
     arrays = instances.as_numpy()
     created = datetime.now(UTC).isoformat(timespec="seconds")
     target = Path(path)
     with atomic_path(target) as tmp, h5py.File(tmp, "w") as f:
-        f.attrs["feasnet_format"] = FORMAT_MARKER
+        f.attrs["feasnet_format"] = FORMAT_MARKERS[family]
         f.attrs["format_version"] = FORMAT_VERSION
         f.attrs["scenario_json"] = scenario.model_dump_json()
         for key, value in scenario.model_dump().items():
@@ -190,7 +276,7 @@ def write_dataset(
         for name, size in zip(SPLIT_NAMES, sizes, strict=True):
             group = f.create_group(name)
             group.attrs["num_instances"] = size
-            for key in DATASET_NAMES:
+            for key in DATASETS_OF[family]:
                 group.create_dataset(key, data=arrays[key][start : start + size])
             start += size
     return DatasetInfo(
@@ -209,7 +295,7 @@ def write_dataset(
 
 # ---------------------------------------------------------------------------- reading
 def _open(path: str | os.PathLike[str]) -> h5py.File:
-    """Open a feasnet dataset read-only, checking that it is one."""
+    """Open a feasnet dataset (either family) read-only, checking that it is one."""
     p = Path(path)
     if not p.exists():
         raise DatasetFileError(f"{p}: no such file")
@@ -226,12 +312,12 @@ def _open(path: str | os.PathLike[str]) -> h5py.File:
     except OSError as exc:
         raise DatasetFileError(f"{p}: cannot open as HDF5 ({exc})") from exc
     marker = _attr(f, "feasnet_format")
-    if marker != FORMAT_MARKER:
+    if marker not in FORMAT_MARKERS.values():
         f.close()
         found = "missing" if marker is None else f"{marker!r}"
         raise DatasetFileError(
-            f"{p}: not a feasnet power-control dataset (root attribute feasnet_format is "
-            f"{found}, expected {FORMAT_MARKER!r})"
+            f"{p}: not a feasnet dataset (root attribute feasnet_format is {found}, expected "
+            f"{FORMAT_MARKER!r} for power control or {MISO_FORMAT_MARKER!r} for MISO)"
         )
     version = _attr(f, "format_version")
     if not isinstance(version, int) or not 1 <= version <= FORMAT_VERSION:
@@ -252,14 +338,23 @@ def _attr(f: h5py.File, key: str) -> Any:
     return value
 
 
+def _family(f: h5py.File) -> ScenarioFamily:
+    marker = _attr(f, "feasnet_format")
+    return "miso" if marker == MISO_FORMAT_MARKER else "power-control"
+
+
 def _info(f: h5py.File, path: Path) -> DatasetInfo:
     raw = _attr(f, "scenario_json")
     if raw is None:
         raise DatasetFileError(f"{path}: root attribute scenario_json is missing")
+    family = _family(f)
+    model = MisoScenario if family == "miso" else Scenario
     try:
-        scenario = Scenario.model_validate(json.loads(raw))
+        scenario: AnyScenario = model.model_validate(json.loads(raw))
     except (json.JSONDecodeError, pydantic.ValidationError, TypeError) as exc:
-        raise DatasetFileError(f"{path}: root attribute scenario_json is invalid ({exc})") from exc
+        raise DatasetFileError(
+            f"{path}: root attribute scenario_json is invalid for a {family} dataset ({exc})"
+        ) from exc
     splits: dict[str, float] = {}
     sizes: dict[str, int] = {}
     for name in SPLIT_NAMES:
@@ -299,23 +394,29 @@ def read_info(path: str | os.PathLike[str]) -> DatasetInfo:
 
 def read_dataset(
     path: str | os.PathLike[str], split: str = "test"
-) -> tuple[PowerControlInstances, DatasetInfo]:
-    """Read one split of a dataset file as float64 instances.
+) -> tuple[PowerControlInstances | MisoInstances, DatasetInfo]:
+    """Read one split of a dataset file.
 
     Args:
         path: a file written by :func:`write_dataset`.
         split: ``"train"``, ``"validation"`` or ``"test"``.
 
     Returns:
-        ``(instances, info)``; ``instances.gain`` is ``(N_split, B, Q, B)`` float64.
+        ``(instances, info)``: for a power-control file, float64
+        :class:`PowerControlInstances` (``gain (N_split, B, Q, B)``); for a MISO file
+        (``info.family == "miso"``), complex128 :class:`MisoInstances`
+        (``channel (N_split, K, Nt)``).
 
     Raises:
+        EmptySplitError: the split holds 0 instances (a validation fraction of 0, the MISO
+            default); a :class:`DatasetFileError`.
         DatasetFileError: missing file, not HDF5, not a feasnet dataset, missing split or
             dataset, or data that fails validation (the message names path and problem).
     """
     p = Path(path)
     with _open(p) as f:
         info = _info(f, p)
+        family = info.family
         if split not in f or not isinstance(f[split], h5py.Group):
             available = [name for name in SPLIT_NAMES if name in f]
             raise DatasetFileError(
@@ -323,7 +424,7 @@ def read_dataset(
             )
         group = f[split]
         arrays: dict[str, np.ndarray] = {}
-        for key in DATASET_NAMES:
+        for key in DATASETS_OF[family]:
             if key not in group or not isinstance(group[key], h5py.Dataset):
                 raise DatasetFileError(f"{p}: split {split!r} has no dataset {key!r}")
             try:
@@ -332,16 +433,59 @@ def read_dataset(
                 raise DatasetFileError(
                     f"{p}: split {split!r}, dataset {key!r} cannot be read ({exc})"
                 ) from exc
+    if arrays["H"].ndim >= 1 and arrays["H"].shape[0] == 0:
+        raise EmptySplitError(
+            f"{p}: split {split!r} is empty (0 instances; the file was written with "
+            f"{split} fraction {info.splits.get(split, 0.0):g})"
+        )
+    if family == "miso":
+        return _miso_split(p, split, arrays, info), info
     try:
         instances = PowerControlInstances.from_arrays(
             arrays["H"], arrays["pmax"], arrays["noise"], arrays["bandwidth"], arrays["min_rate"]
         )
     except InvalidInstanceError as exc:
         raise DatasetFileError(f"{p}: split {split!r}: {exc}") from exc
-    expected = (info.scenario.num_bs, info.scenario.num_channels)
+    scenario = info.scenario
+    assert isinstance(scenario, Scenario)
+    expected = (scenario.num_bs, scenario.num_channels)
     if (instances.num_bs, instances.num_channels) != expected:
         raise DatasetFileError(
             f"{p}: split {split!r}: H has B={instances.num_bs}, Q={instances.num_channels} but "
             f"the scenario says B={expected[0]}, Q={expected[1]}"
         )
     return instances, info
+
+
+def _miso_split(
+    p: Path, split: str, arrays: dict[str, np.ndarray], info: DatasetInfo
+) -> MisoInstances:
+    try:
+        instances = MisoInstances.from_numpy(arrays, dtype=torch.complex128)
+    except InvalidInstanceError as exc:
+        raise DatasetFileError(f"{p}: split {split!r}: {exc}") from exc
+    scenario = info.scenario
+    assert isinstance(scenario, MisoScenario)
+    expected = (scenario.num_users, scenario.num_antennas)
+    if (instances.num_users, instances.num_antennas) != expected:
+        raise DatasetFileError(
+            f"{p}: split {split!r}: H has K={instances.num_users}, Nt={instances.num_antennas} "
+            f"but the scenario says K={expected[0]}, Nt={expected[1]}"
+        )
+    return instances
+
+
+def read_training_splits(
+    path: str | os.PathLike[str],
+) -> tuple[
+    PowerControlInstances | MisoInstances, PowerControlInstances | MisoInstances, DatasetInfo
+]:
+    """``(train, validation, info)`` for training; an empty validation split (the MISO default)
+    comes back as a 0-instance batch, which :func:`feasnet.train.train` replaces by a hold-out
+    of the training split."""
+    train, info = read_dataset(path, "train")
+    try:
+        validation, _ = read_dataset(path, "validation")
+    except EmptySplitError:
+        validation = train[:0]
+    return train, validation, info

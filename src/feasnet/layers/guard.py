@@ -14,6 +14,15 @@ The guard therefore shrinks the step further, trying the fractions
 ``1, 1 - 1e-9, 1 - 1e-6, 1 - 1e-3, 0.9, 0.5`` of the ray-scaled step and finally the anchor
 itself, and keeps the first one that passes. Instances without any feasible point (the anchor
 is NaN) cannot be repaired: their candidate is returned unchanged and flagged ``unfixable``.
+
+MISO beamforming (hand-written): :func:`guard` dispatches on the instances' type. For
+:class:`~feasnet.problems.miso.MisoInstances`, ``x`` is ``(N, Nt, K)`` complex beams in the
+units of those instances (physical beams with physical instances, or normalized beams with
+:func:`~feasnet.problems.miso.normalized_instances`); the check is
+:func:`feasnet.problems.miso.is_feasible`, the anchor
+:func:`feasnet.problems.miso.interior_anchor` and the ray scaling
+:func:`feasnet.problems.miso.scale_toward_anchor` (all in complex128), with the same step
+fractions. Non-finite candidates are replaced by the anchor.
 """
 
 from __future__ import annotations
@@ -23,6 +32,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from feasnet.problems import miso
 from feasnet.problems.instances import PowerControlInstances
 from feasnet.problems.power_control import (
     DEFAULT_RTOL,
@@ -40,7 +50,8 @@ class GuardResult:
     """Output of :func:`guard`.
 
     Attributes:
-        x: ``(N, B, Q)`` normalized powers, feasible for every fixable instance.
+        x: ``(N, B, Q)`` normalized powers (MISO: ``(N, Nt, K)`` beams), feasible for every
+            fixable instance.
         fired: ``(N,)`` bool, the input failed the check and the guard acted on it.
         unfixable: ``(N,)`` bool, fired on an instance with no feasible point (left as is).
         step: ``(N,)`` fraction of the way from the anchor to the candidate that was kept
@@ -55,15 +66,17 @@ class GuardResult:
 
 def guard(
     x: Tensor,
-    instances: PowerControlInstances,
+    instances: PowerControlInstances | miso.MisoInstances,
     rtol: float = DEFAULT_RTOL,
     anchor_fraction: float = 0.5,
 ) -> GuardResult:
     """Repair the samples of ``x`` that fail the float64 feasibility check.
 
     Args:
-        x: ``(N, B, Q)`` normalized powers (fraction of each instance's pmax), any float dtype.
-        instances: the ``N`` instances.
+        x: ``(N, B, Q)`` normalized powers (fraction of each instance's pmax), any float dtype;
+            for MISO instances ``(N, Nt, K)`` complex beams in the instances' units.
+        instances: the ``N`` instances (:class:`PowerControlInstances` or
+            :class:`~feasnet.problems.miso.MisoInstances`).
         rtol: relative tolerance of :func:`~feasnet.problems.power_control.is_feasible`.
         anchor_fraction: ``fraction`` argument of
             :func:`~feasnet.problems.power_control.interior_anchor` (position of the anchor
@@ -73,6 +86,8 @@ def guard(
         A :class:`GuardResult`; ``x`` keeps the input's dtype and is differentiable (identity
         where the guard did not fire, the ray-scaled point where it did).
     """
+    if isinstance(instances, miso.MisoInstances):
+        return _guard_miso(x, instances, rtol, anchor_fraction)
     n = x.shape[0]
     pmax = instances.pmax.to(device=x.device, dtype=x.dtype)[:, None, None]
     passed = is_feasible(x * pmax, instances, rtol).to(x.device)
@@ -111,6 +126,48 @@ def guard(
     return GuardResult(x=out, fired=fired, unfixable=unfixable, step=step)
 
 
+def _guard_miso(
+    x: Tensor, instances: miso.MisoInstances, rtol: float, anchor_fraction: float
+) -> GuardResult:
+    """:func:`guard` for MISO beams ``(N, Nt, K)`` (units of ``instances``)."""
+    n = x.shape[0]
+    passed = miso.is_feasible(x, instances, rtol).to(x.device)
+    fired = ~passed
+    unfixable = torch.zeros_like(fired)
+    step = torch.ones(n, dtype=torch.float64, device=x.device)
+    if not bool(fired.any()):
+        return GuardResult(x=x, fired=fired, unfixable=unfixable, step=step)
+
+    index = fired.nonzero().squeeze(1)
+    sub = instances[index.to(instances.device)].to(device=x.device)
+    sub128 = sub.to(torch.complex128)
+    anchor = miso.interior_anchor(sub128, anchor_fraction)
+    fixable = torch.isfinite(torch.view_as_real(anchor)).flatten(1).all(dim=1)
+    safe_anchor = torch.where(fixable[:, None, None], anchor, torch.zeros_like(anchor))
+    candidate = x[index].to(torch.complex128)
+    finite = torch.isfinite(torch.view_as_real(candidate)).flatten(1).all(dim=1)
+    candidate = torch.where(finite[:, None, None], candidate, safe_anchor)
+    scaled, t = miso.scale_toward_anchor(candidate, safe_anchor, sub128)
+    t = torch.where(finite, t, torch.zeros_like(t))
+    displacement = scaled - safe_anchor  # t * (candidate - anchor)
+
+    repaired = x[index]
+    chosen = torch.zeros_like(fixable)
+    kept = torch.zeros_like(t)
+    for fraction in STEP_FRACTIONS:
+        trial = (safe_anchor + fraction * displacement).to(x.dtype)
+        ok = miso.is_feasible(trial, sub, rtol).to(x.device) & fixable & ~chosen
+        repaired = torch.where(ok[:, None, None], trial, repaired)
+        kept = torch.where(ok, t * fraction, kept)
+        chosen = chosen | ok
+        if bool((chosen | ~fixable).all()):
+            break
+    unfixable[index] = ~chosen
+    step[index] = torch.where(chosen, kept, torch.ones_like(kept))
+    out = x.index_copy(0, index, torch.where(chosen[:, None, None], repaired, x[index]))
+    return GuardResult(x=out, fired=fired, unfixable=unfixable, step=step)
+
+
 class FeasibilityGuard(nn.Module):
     """Module form of :func:`guard` that counts how often it fires.
 
@@ -138,8 +195,9 @@ class FeasibilityGuard(nn.Module):
         self.fired_count = 0
         self.seen_count = 0
 
-    def forward(self, raw: Tensor, instances: PowerControlInstances) -> Tensor:
-        """Repair infeasible samples: ``(N, B, Q)`` normalized powers in, same shape out."""
+    def forward(self, raw: Tensor, instances: PowerControlInstances | miso.MisoInstances) -> Tensor:
+        """Repair infeasible samples: ``(N, B, Q)`` normalized powers (or ``(N, Nt, K)`` MISO
+        beams) in, same shape out."""
         result = guard(raw, instances, self.rtol, self.anchor_fraction)
         self.last_fired = result.fired
         self.last_unfixable = result.unfixable

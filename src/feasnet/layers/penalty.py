@@ -15,13 +15,24 @@ guarantees feasibility: pair it with :class:`~feasnet.layers.guard.FeasibilityGu
 (:func:`feasnet.layers.correction.equilibrate_rows`), i.e. as the sum of squared distances to
 the violated hyperplanes. On path-loss data the QoS rows' entries span ~1 to ~5e3 across
 instances, so the plain ``V`` is dominated by a few instances; the equilibrated one is not.
+
+MISO beamforming (hand-written, not from the power-control paper): :func:`constraint_penalty`
+is the same squared violation on any ``(N, M)`` constraint values ``g <= 0``, and
+:func:`miso_soft_loss` is ``-WSR + weight * sum relu(g)^2`` with
+``g = feasnet.problems.miso.constraint_values`` (dimensionless rows: budget
+``||V||^2 / budget - 1`` and ``1 - SINR_k / gamma_k``; each QoS row is at most 1). The square
+is smooth (the gradient vanishes on the boundary, so the minimizer sits ``O(1/weight)``
+outside); an exact (non-squared) penalty would reach the boundary for a finite weight but has a
+kink there that makes SGD chatter. Neither guarantees feasibility.
 """
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
 from feasnet.layers.correction import equilibrate_rows, squared_violation
+from feasnet.problems import miso
 from feasnet.problems.instances import PowerControlInstances
 from feasnet.problems.power_control import (
     linear_constraints,
@@ -110,10 +121,38 @@ class Penalty(nn.Module):
         return f"penalty_weight={self.penalty_weight}, equilibrate={self.equilibrate}"
 
 
+def constraint_penalty(values: Tensor, squared: bool = True) -> Tensor:
+    """``(N,)`` ``sum_m relu(g_m)^2`` (or ``sum_m relu(g_m)`` with ``squared=False``) of
+    constraint values ``(N, M)`` that are ``<= 0`` where satisfied. Zero iff every ``g <= 0``;
+    differentiable (the squared form also at 0)."""
+    positive = torch.relu(values)
+    return (positive.square() if squared else positive).sum(dim=1)
+
+
+def miso_soft_loss(
+    beams: Tensor, instances: miso.MisoInstances, weight: float, squared: bool = True
+) -> Tensor:
+    """``(N,)`` ``-WSR + weight * constraint_penalty(constraint_values)`` for MISO beams.
+
+    Args:
+        beams: ``(N, Nt, K)`` complex, in the units of ``instances`` (normally normalized).
+        instances: the ``N`` instances (cast to the beams' dtype and device).
+        weight: penalty weight ``>= 0`` [bit/s/Hz per unit squared violation].
+        squared: squared (default) or exact penalty.
+    """
+    if weight < 0:
+        raise ValueError(f"weight: expected a value >= 0, got {weight}")
+    inst = instances.to(beams.dtype, beams.device)
+    penalty = constraint_penalty(miso.constraint_values(beams, inst), squared)
+    return -miso.weighted_sum_rate(beams, inst) + weight * penalty
+
+
 __all__ = [
     "DEFAULT_PENALTY_WEIGHT",
     "Penalty",
+    "constraint_penalty",
     "constraint_violation",
+    "miso_soft_loss",
     "soft_loss",
     "spectral_efficiency",
     "to_watts",

@@ -450,7 +450,10 @@ class MinimumPower:
 
 
 def minimum_power(
-    instances: MisoInstances, tol: float = 1e-12, max_iterations: int = 10_000
+    instances: MisoInstances,
+    tol: float = 1e-12,
+    max_iterations: int = 10_000,
+    stop_above_budget: bool = True,
 ) -> MinimumPower:
     """Minimum-power beamformers by uplink-downlink duality (exact feasibility test).
 
@@ -466,6 +469,10 @@ def minimum_power(
         instances: ``N`` instances (computed in complex128).
         tol: relative change of the uplink powers at which the iteration stops.
         max_iterations: hard cap (an instance whose powers still grow is unreachable).
+        stop_above_budget: stop iterating an instance as soon as its uplink power sum exceeds
+            the transmit budget: the iterates grow monotonically to the minimum power (the two
+            sums agree at the fixed point), so the instance is infeasible. Its ``beams`` are
+            then NaN and ``power`` is that lower bound; ``False`` computes them exactly.
 
     Returns:
         :class:`MinimumPower` (float64 / complex128 tensors on the instances' device).
@@ -480,24 +487,30 @@ def minimum_power(
     inv_gamma = torch.where(has_target, 1 / gamma.clamp(min=1e-300), torch.zeros_like(gamma))
     eye = torch.eye(k, dtype=gram.dtype, device=gram.device)
     lam = torch.zeros(n, k, dtype=torch.float64, device=gram.device)
+    budget = inst.transmit_budget
+    over_budget = torch.zeros(n, dtype=torch.bool, device=gram.device)
     iterations = 0
     for iterations in range(1, max_iterations + 1):  # noqa: B007 - count is reported
         # diag of A^H (I + A L A^H)^{-1} A = R (I + L R)^{-1} = (I + R L)^{-1} R
         quad, _ = torch.linalg.solve_ex(eye + gram * lam.to(gram.dtype)[:, None, :], gram)
         quad = torch.diagonal(quad, dim1=1, dim2=2).real.clamp(min=1e-300)
         new = torch.where(has_target, 1 / ((1 + inv_gamma) * quad), torch.zeros_like(lam))
+        new = torch.nan_to_num(new, posinf=math.inf).clamp(max=2 * _DIVERGED)
         change = ((new - lam).abs() / new.clamp(min=1e-300)).amax(dim=1)
         # uplink powers past _DIVERGED (noise-normalized) mean the targets are out of reach
         diverged = ~(lam.amax(dim=1) <= _DIVERGED)
-        lam = torch.where(diverged[:, None], lam, new)
-        if bool(((change <= tol) | diverged).all()):
+        if stop_above_budget:
+            over_budget = over_budget | (lam.sum(dim=1) > budget)
+        frozen = diverged | over_budget
+        lam = torch.where(frozen[:, None], lam, new)
+        if bool(((change <= tol) | frozen).all()):
             break
     # MMSE directions u_k = (I + A L A^H)^{-1} a_k, normalized
     nt = inst.num_antennas
     cov = torch.eye(nt, dtype=a.dtype, device=a.device) + (a * lam.to(a.dtype)[:, None, :]) @ (
         a.conj().transpose(1, 2)
     )
-    u = torch.linalg.solve(cov, a)
+    u, _ = torch.linalg.solve_ex(cov, a)
     u = u / torch.linalg.vector_norm(u, dim=1, keepdim=True)
     # downlink powers: (1/gamma_k) |a_k^H u_k|^2 p_k - sum_{j!=k} |a_k^H u_j|^2 p_j = 1
     coupling = (a.conj().transpose(1, 2) @ u).abs().square()  # (N, K, K) [k, j]
@@ -512,6 +525,7 @@ def minimum_power(
     reachable = (
         (info == 0)
         & (lam.amax(dim=1) <= _DIVERGED)
+        & torch.isfinite(torch.view_as_real(u)).flatten(1).all(dim=1)
         & torch.isfinite(p).all(dim=1)
         & (p >= -1e-9).all(dim=1)
     )
@@ -520,7 +534,12 @@ def minimum_power(
     beams = u * torch.sqrt(p).to(u.dtype)[:, None, :]
     beams = torch.where(reachable[:, None, None], beams, torch.full_like(beams, math.nan))
     power = torch.where(reachable, transmit_power(beams), torch.full_like(p[:, 0], math.inf))
-    feasible = reachable & (power <= inst.transmit_budget)
+    # stopped above the budget: infeasible, power known only as a lower bound
+    stopped = over_budget & ~diverged
+    beams = torch.where(stopped[:, None, None], torch.full_like(beams, math.nan), beams)
+    power = torch.where(stopped, lam.sum(dim=1), power)
+    reachable = reachable | stopped
+    feasible = reachable & ~stopped & (power <= budget)
     device = instances.device
     return MinimumPower(
         beams=beams.to(device),

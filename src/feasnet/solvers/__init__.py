@@ -1,16 +1,20 @@
-"""Classical power-control solvers, one module each, all returning :class:`AllocationResult`.
+"""Classical solvers, one module each, for both problem families.
 
-``solve(name, instances, workers=None, **options)`` dispatches by name; modules are imported
-on first use so that ``import feasnet`` stays light.
+Power control (:class:`~feasnet.problems.instances.PowerControlInstances`) solvers return an
+:class:`AllocationResult`; MISO beamforming (:class:`~feasnet.problems.miso.MisoInstances`)
+solvers return a :class:`BeamformingResult`. ``solve(name, instances, workers=None, **options)``
+dispatches on the type of ``instances`` and then by name (``min-power`` exists in both
+families); modules are imported on first use so that ``import feasnet`` stays light.
 """
 
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import Any, overload
 
 from feasnet.problems.instances import PowerControlInstances
-from feasnet.solvers.result import AllocationResult
+from feasnet.problems.miso import MisoInstances
+from feasnet.solvers.result import AllocationResult, BeamformingResult, Result
 
 SOLVERS: dict[str, tuple[str, str]] = {
     "min-power": (
@@ -28,19 +32,87 @@ SOLVERS: dict[str, tuple[str, str]] = {
     ),
     "ga": ("feasnet.solvers.genetic", "genetic algorithm, batched in torch, feasible by repair"),
 }
-"""Solver name -> (module, one-line description)."""
+"""Power-control solver name -> (module, one-line description); the module's ``solve``."""
+
+MISO_SOLVERS: dict[str, tuple[str, str, str]] = {
+    "min-power": (
+        "feasnet.solvers.miso_min_power",
+        "solve",
+        "minimum-power QoS beamformers (SOCP, cvxpy + Clarabel)",
+    ),
+    "wmmse": (
+        "feasnet.solvers.wmmse",
+        "solve",
+        "WMMSE with QoS from the interior anchor, SOCP beamformer updates (upper-bound baseline)",
+    ),
+    "wmmse-sdr": (
+        "feasnet.solvers.wmmse",
+        "solve_sdr",
+        "WMMSE with QoS, beamformer updates by semidefinite relaxation (SOCP fallback)",
+    ),
+}
+"""MISO solver name -> (module, function, one-line description)."""
+
+FAMILIES = ("power-control", "miso")
+"""Problem families :func:`available` and :func:`solve` know."""
 
 
-def available() -> dict[str, str]:
-    """Solver names and their descriptions."""
-    return {name: desc for name, (_, desc) in SOLVERS.items()}
+def available(family: str = "power-control") -> dict[str, str]:
+    """Solver names and their descriptions for ``family`` (one of :data:`FAMILIES`)."""
+    if family == "power-control":
+        return {name: desc for name, (_, desc) in SOLVERS.items()}
+    if family == "miso":
+        return {name: desc for name, (_, _, desc) in MISO_SOLVERS.items()}
+    raise ValueError(f"family: expected one of {', '.join(FAMILIES)}, got {family!r}")
+
+
+def family_of(instances: Any) -> str:
+    """``"power-control"`` or ``"miso"`` for a batch of instances (TypeError otherwise)."""
+    if isinstance(instances, MisoInstances):
+        return "miso"
+    if isinstance(instances, PowerControlInstances):
+        return "power-control"
+    raise TypeError(
+        "instances: expected PowerControlInstances or MisoInstances, got "
+        f"{type(instances).__name__}"
+    )
+
+
+@overload
+def solve(
+    name: str, instances: PowerControlInstances, workers: int | None = None, **options: Any
+) -> AllocationResult: ...
+
+
+@overload
+def solve(
+    name: str, instances: MisoInstances, workers: int | None = None, **options: Any
+) -> BeamformingResult: ...
 
 
 def solve(
-    name: str, instances: PowerControlInstances, workers: int | None = None, **options: Any
-) -> AllocationResult:
-    """Run the classical solver ``name`` (case-insensitive) on ``instances``."""
+    name: str,
+    instances: PowerControlInstances | MisoInstances,
+    workers: int | None = None,
+    **options: Any,
+) -> Result:
+    """Run the classical solver ``name`` (case-insensitive) on ``instances``.
+
+    The registry is chosen by the type of ``instances``: :data:`SOLVERS` for power control
+    (returns :class:`AllocationResult`), :data:`MISO_SOLVERS` for MISO beamforming (returns
+    :class:`BeamformingResult`).
+    """
     key = name.lower()
+    if family_of(instances) == "miso":
+        if key not in MISO_SOLVERS:
+            raise KeyError(
+                f"method: unknown MISO solver {name!r}; choose one of {', '.join(MISO_SOLVERS)}"
+            )
+        module_name, function, _ = MISO_SOLVERS[key]
+        beam_result: BeamformingResult = getattr(importlib.import_module(module_name), function)(
+            instances, workers=workers, **options
+        )
+        return beam_result
     if key not in SOLVERS:
         raise KeyError(f"method: unknown solver {name!r}; choose one of {', '.join(SOLVERS)}")
     module = importlib.import_module(SOLVERS[key][0])
@@ -48,4 +120,13 @@ def solve(
     return result
 
 
-__all__ = ["SOLVERS", "AllocationResult", "available", "solve"]
+__all__ = [
+    "FAMILIES",
+    "MISO_SOLVERS",
+    "SOLVERS",
+    "AllocationResult",
+    "BeamformingResult",
+    "available",
+    "family_of",
+    "solve",
+]
