@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from rich.markup import escape
 
 from feasnet import solvers
 from feasnet.bench import report
@@ -175,7 +176,7 @@ def run(
     started = time.perf_counter()
     for value in chosen_values:
         preset = sweep.preset(value)
-        log(f"[bold]{suite}[/]: {sweep.label} = {value:g} ({preset})")
+        log(f"[bold]{suite}[/]: {escape(sweep.label)} = {value:g} ({preset})")
         metrics, info = _solve_point(
             out_dir / preset, preset, samples, seed, methods, workers, train_config, log
         )

@@ -74,11 +74,12 @@ def print_table(
 ) -> None:
     """Print the comparison as a rich table on stdout (``columns``: (key, header) pairs)."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title=title)
-    for key, header in columns:
-        table.add_column(header, justify="left" if key == "method" else "right")
+    table = Table(title=escape(title))
+    for key, header in columns:  # escaped: "[ms]" would otherwise be read as markup
+        table.add_column(escape(header), justify="left" if key == "method" else "right")
     for row in rows:
         table.add_row(*(_fmt(row[key], key) for key, _ in columns))
     Console(width=max(100, len(title) + 4)).print(table)
