@@ -101,7 +101,7 @@ def test_wmmse_iterates_are_feasible_and_monotone(seed: int, gamma_db: Any, weig
     anchor = miso.interior_anchor(inst)
     anchor_wsr = miso.weighted_sum_rate(anchor, inst).numpy()
     for i, item in enumerate(instance_dicts(inst)):
-        beams, history = wmmse.wmmse_single(item, {"record_history": True})
+        beams, history = wmmse.wmmse_single(item, {"record_history": True, "start": "anchor"})
         iterates = torch.as_tensor(np.stack(history["beams"]))
         copies = batch_of(inst, i, len(iterates))
         assert miso.is_feasible(iterates, copies).all()
@@ -200,7 +200,7 @@ def test_bad_options_and_names() -> None:
     assert set(solvers.available("miso")) == {"min-power", "wmmse", "wmmse-sdr"}
     assert "gp" in solvers.available() and "wmmse" not in solvers.available()
     # zero iterations: the anchor itself comes back
-    beams, history = wmmse.wmmse_single(item, {"max_iterations": 0})
+    beams, history = wmmse.wmmse_single(item, {"max_iterations": 0, "start": "anchor"})
     anchor = miso.interior_anchor(inst)[0].numpy()
     np.testing.assert_allclose(beams, anchor, rtol=1e-9, atol=1e-12)
     assert history["iterations"] == 0
@@ -238,3 +238,15 @@ def test_solve_each_keeps_other_instances_and_complex_outputs() -> None:
     item = instance_dicts(inst)[0]
     assert isinstance(item["pmax"], float) and item["H"].shape == (2, 3)
     assert item["sinr_min"].shape == (2,)
+
+
+def test_wmmse_best_start_is_feasible_and_not_worse_than_the_anchor_start() -> None:
+    inst = rayleigh(4, nt=6, k=3, seed=8, gamma_db=3.0, weights=1.0)
+    for item in instance_dicts(inst):
+        _, history = wmmse.wmmse_single(item, {"record_history": True})
+        _, anchor_history = wmmse.wmmse_single(item, {"start": "anchor"})
+        assert history["wsr"][0] >= anchor_history["wsr"][0] - 1e-12
+        assert all(history["feasible"])
+        assert np.all(np.diff(history["wsr"]) >= -1e-9 * np.abs(history["wsr"][1:]))
+    with pytest.raises(ValueError, match="start"):
+        wmmse.wmmse_single(item, {"start": "random"})

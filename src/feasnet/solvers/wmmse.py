@@ -377,7 +377,7 @@ def sdr_update(
 # ---------------------------------------------------------------------------- the loop
 def _options(options: dict[str, Any] | None, sdr: bool) -> dict[str, Any]:
     opts = dict(options or {})
-    unknown = set(opts) - {"tol", "max_iterations", "solver", "record_history", "sdr"}
+    unknown = set(opts) - {"tol", "max_iterations", "solver", "record_history", "sdr", "start"}
     if unknown:
         raise ValueError(f"wmmse: unknown options {sorted(unknown)}")
     tol = float(opts.get("tol", DEFAULT_TOL))
@@ -393,7 +393,43 @@ def _options(options: dict[str, Any] | None, sdr: bool) -> dict[str, Any]:
         "solver": str(opts.get("solver", DEFAULT_SOLVER)),
         "record_history": bool(opts.get("record_history", False)),
         "sdr": bool(opts.get("sdr", sdr)),
+        "start": _start_option(opts.get("start", DEFAULT_START)),
     }
+
+
+DEFAULT_START = "best"
+"""``best``: start from the best feasible of the anchor, MRT and regularized ZF (the latter
+two pulled toward the anchor until feasible); ``anchor``: the interior anchor only."""
+
+
+def _start_option(value: Any) -> str:
+    if value not in ("best", "anchor"):
+        raise ValueError(f"start: expected 'best' or 'anchor', got {value!r}")
+    return str(value)
+
+
+def starting_point(prepared: PreparedMiso, how: str = DEFAULT_START) -> np.ndarray:
+    """Feasible reduced start ``(m, K)``: the anchor, or (``best``) the highest-WSR of the
+    anchor, maximum-ratio transmission and regularized zero forcing at full budget, each
+    polished toward the anchor until feasible.
+
+    WMMSE is a local method; from the min-power anchor alone it ends up to 6 % below the
+    unfolded network at 20 dB SNR (measured on ``miso-snr-20``), because the anchor points the
+    beams at the QoS-tight directions. Interference-aware starts fix that.
+    """
+    if how == "anchor":
+        return prepared.anchor
+    h = prepared.channel  # (K, m): user k receives h_k^T v
+    k_users = h.shape[0]
+    mrt = np.conj(h).T / np.linalg.norm(h, axis=1)[None, :]
+    rzf = np.conj(h).T @ np.linalg.inv(h @ np.conj(h).T + k_users * np.eye(k_users))
+    candidates = [prepared.anchor]
+    for beams in (mrt, rzf):
+        beams = beams / max(np.linalg.norm(beams), 1e-300)
+        polished, _ = prepared.polish(beams)
+        if prepared.feasible(polished):
+            candidates.append(polished)
+    return max(candidates, key=prepared.wsr)
 
 
 def wmmse_single(
@@ -443,7 +479,7 @@ def wmmse_single(
             history["beams"].append(prepared.physical(beams))
 
     work = _Workspace(prepared)
-    current = prepared.anchor
+    current = starting_point(prepared, opts["start"])
     current_wsr = prepared.wsr(current)
     record(current, current_wsr, "start")
     notes: list[str] = []
@@ -513,6 +549,7 @@ def solve(
     tol: float = DEFAULT_TOL,
     max_iterations: int = DEFAULT_MAX_ITERATIONS,
     solver: str = DEFAULT_SOLVER,
+    start: str = DEFAULT_START,
 ) -> BeamformingResult:
     """WMMSE with QoS (SOCP beamformer updates) for every instance.
 
@@ -522,12 +559,19 @@ def solve(
         tol: relative weighted-sum-rate improvement below which an instance stops.
         max_iterations: beamformer updates at most.
         solver: cvxpy solver name (default Clarabel).
+        start: ``best`` (anchor, MRT or regularized ZF, whichever is best) or ``anchor``.
 
     Returns:
         A :class:`BeamformingResult` named ``"wmmse"``; NaN beams and ``"infeasible: ..."``
         for infeasible instances.
     """
-    options = {"tol": tol, "max_iterations": max_iterations, "solver": solver, "sdr": False}
+    options = {
+        "tol": tol,
+        "max_iterations": max_iterations,
+        "solver": solver,
+        "sdr": False,
+        "start": start,
+    }
     return _solve("wmmse", instances, workers, options)
 
 
