@@ -143,3 +143,27 @@ def test_bench_miso_suite_runs_and_reports(workdir: Path) -> None:
     assert miso_bench.SWEEPS["miso-snr"].preset(10) == "miso-snr-10"
     code, out = invoke("bench", "--suite", "miso-snr", "--points", "7", "--out", out_dir)
     assert code == 2 and "points" in out
+
+
+def test_bad_bench_and_train_arguments_exit_with_a_clear_error(workdir: Path) -> None:
+    code, out = invoke("bench", "--suite", "miso-fig9", "--out", workdir / "b")
+    assert code == 2 and "suite" in out and "miso-snr" in out
+    code, out = invoke("bench", "--suite", "miso-snr", "--methods", "wmmse,nope", "--out", workdir)
+    assert code == 2 and "unknown nope" in out
+    code, out = invoke("bench", "--suite", "miso-snr", "--points", "ten", "--out", workdir)
+    assert code == 2 and "points" in out
+    # a power-control method on a MISO data set, and a MISO model on a power-control file
+    code, out = invoke("train", "--method", "dipnet", "--data", workdir / "m.h5", "--out", workdir)
+    assert code == 2 and "power-control" in out
+    code, out = invoke(
+        "data",
+        "generate",
+        "miso-small",
+        "--out",
+        workdir / "x.h5",
+        "--train",
+        "0.9",
+        "--test",
+        "0.3",
+    )
+    assert code == 2 and "error" in out

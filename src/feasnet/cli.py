@@ -443,17 +443,11 @@ def bench(
             values = tuple(float(v) for v in points.split(",")) if points else None
         except ValueError as exc:
             raise UserError(f"points: expected comma-separated numbers, got {points!r}") from exc
-        chosen = (
-            tuple(m.strip().lower() for m in methods.split(","))
-            if methods
-            else miso_bench.DEFAULT_METHODS
+        chosen = _method_list(
+            methods,
+            miso_bench.DEFAULT_METHODS,
+            set(solvers.available(family="miso")) | set(miso_bench.LEARNED_METHODS),
         )
-        known = set(solvers.available(family="miso")) | set(miso_bench.LEARNED_METHODS)
-        unknown = [m for m in chosen if m not in known]
-        if unknown:
-            raise UserError(
-                f"methods: unknown {', '.join(unknown)}; choose from {', '.join(sorted(known))}"
-            )
         run_dir = out or Path("runs") / f"{suite}-{stamp}"
         console.print(f"[bold]feasnet bench[/] suite={suite} -> {run_dir}")
         miso_bench.run(
@@ -500,13 +494,7 @@ def bench(
         )
     preset = preset or comparison.DEFAULT_PRESET
     samples = samples if samples is not None else DEFAULT_BENCH_SAMPLES.get(preset)
-    chosen = tuple(m.strip().lower() for m in methods.split(",")) if methods else suites[suite]
-    known = set(solvers.SOLVERS) | set(METHODS)
-    unknown = [m for m in chosen if m not in known]
-    if unknown:
-        raise UserError(
-            f"methods: unknown {', '.join(unknown)}; choose from {', '.join(sorted(known))}"
-        )
+    chosen = _method_list(methods, suites[suite], set(solvers.SOLVERS) | set(METHODS))
     run_dir = out or Path("runs") / f"{suite}-{preset}-{stamp}"
     console.print(f"[bold]feasnet bench[/] suite={suite} preset={preset} -> {run_dir}")
     comparison.run(
@@ -519,6 +507,17 @@ def bench(
         log=console.print,
         train_config=TrainConfig(epochs=epochs or 20, seed=seed),
     )
+
+
+def _method_list(methods: str | None, default: tuple[str, ...], known: set[str]) -> tuple[str, ...]:
+    """The ``--methods`` list (lower-cased), or ``default``; unknown names are an input error."""
+    chosen = tuple(m.strip().lower() for m in methods.split(",")) if methods else default
+    unknown = [m for m in chosen if m not in known]
+    if unknown:
+        raise UserError(
+            f"methods: unknown {', '.join(unknown)}; choose from {', '.join(sorted(known))}"
+        )
+    return chosen
 
 
 DEFAULT_BENCH_SAMPLES: dict[str, int] = {"small": 10_000}

@@ -184,10 +184,8 @@ class MisoModel(nn.Module):
     def objective_and_feasibility(self, instances: MisoInstances) -> tuple[Tensor, Tensor]:
         """Network output's ``(WSR (N,) [bit/s/Hz], feasible (N,) bool)``, float64 check."""
         beams = self(instances)
-        physical = miso.beams_from_normalized(
-            beams.to(torch.complex128), instances.to(torch.complex128, beams.device)
-        )
         inst64 = instances.to(torch.complex128, beams.device)
+        physical = miso.beams_from_normalized(beams.to(torch.complex128), inst64)
         wsr = torch.nan_to_num(miso.weighted_sum_rate(physical, inst64))
         return wsr, miso.is_feasible(physical, inst64)
 

@@ -242,9 +242,9 @@ def target_checks(sweep: Sweep, rows: list[dict[str, Any]]) -> dict[str, Any]:
         if r["violation_rate"] > 0
     ]
     learned = [r for r in rows if r["method"] in LEARNED_METHODS]
-    at_ten_db = [r for r in learned if sweep.parameter != "snr_db" or r["snr_db"] == 10]
-    if sweep.parameter == "nakagami_m":
-        at_ten_db = [r for r in learned if r["nakagami_m"] == 1]  # the 10 dB, Rayleigh point
+    # the 10 dB point: snr_db = 10 on the SNR sweep, the Rayleigh point m = 1 (at 10 dB) on m's
+    ten_db_value = {"snr_db": 10, "nakagami_m": 1}[sweep.parameter]
+    at_ten_db = [r for r in learned if r[sweep.parameter] == ten_db_value]
     best = max(at_ten_db, key=lambda r: _finite(r["percent_of_wmmse"]), default=None)
     slowest_speedup = min((_finite(r["speedup_over_wmmse"]) for r in learned), default=math.nan)
     return {

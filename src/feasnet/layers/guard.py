@@ -27,6 +27,7 @@ fractions. Non-finite candidates are replaced by the anchor.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -108,21 +109,49 @@ def guard(
 
     sub = instances[index]
     sub_pmax = pmax[index]
+    return _shrink_toward_anchor(
+        x,
+        index,
+        fired,
+        t,
+        fixable,
+        point=lambda f: ((safe_anchor + f * displacement) / sub64.pmax[:, None, None]).to(x.dtype),
+        passes=lambda trial: is_feasible(trial * sub_pmax, sub, rtol).to(x.device),
+    )
+
+
+def _shrink_toward_anchor(
+    x: Tensor,
+    index: Tensor,
+    fired: Tensor,
+    t: Tensor,
+    fixable: Tensor,
+    point: Callable[[float], Tensor],
+    passes: Callable[[Tensor], Tensor],
+) -> GuardResult:
+    """Try :data:`STEP_FRACTIONS` of the ray-scaled step for the fired samples ``index``.
+
+    ``point(fraction)`` gives the trial outputs of the fired samples (in ``x``'s units and dtype),
+    ``passes(trial)`` their float64 check; ``t`` is the ray-scaled step of each.
+    """
     repaired = x[index]
     chosen = torch.zeros_like(fixable)
     kept = torch.zeros_like(t)
     for fraction in STEP_FRACTIONS:
-        trial = ((safe_anchor + fraction * displacement) / sub64.pmax[:, None, None]).to(x.dtype)
-        ok = is_feasible(trial * sub_pmax, sub, rtol).to(x.device) & fixable & ~chosen
-        repaired = torch.where(ok[:, None, None], trial, repaired)
+        trial = point(fraction)
+        ok = passes(trial) & fixable & ~chosen
+        repaired = torch.where(ok.view(-1, *([1] * (x.ndim - 1))), trial, repaired)
         kept = torch.where(ok, t * fraction, kept)
         chosen = chosen | ok
         if bool((chosen | ~fixable).all()):
             break
     # unreachable in practice (the anchor is strictly interior); flag rather than hide it
+    unfixable = torch.zeros_like(fired)
     unfixable[index] = ~chosen
+    step = torch.ones(x.shape[0], dtype=torch.float64, device=x.device)
     step[index] = torch.where(chosen, kept, torch.ones_like(kept))
-    out = x.index_copy(0, index, torch.where(chosen[:, None, None], repaired, x[index]))
+    keep = chosen.view(-1, *([1] * (x.ndim - 1)))
+    out = x.index_copy(0, index, torch.where(keep, repaired, x[index]))
     return GuardResult(x=out, fired=fired, unfixable=unfixable, step=step)
 
 
@@ -151,21 +180,15 @@ def _guard_miso(
     t = torch.where(finite, t, torch.zeros_like(t))
     displacement = scaled - safe_anchor  # t * (candidate - anchor)
 
-    repaired = x[index]
-    chosen = torch.zeros_like(fixable)
-    kept = torch.zeros_like(t)
-    for fraction in STEP_FRACTIONS:
-        trial = (safe_anchor + fraction * displacement).to(x.dtype)
-        ok = miso.is_feasible(trial, sub, rtol).to(x.device) & fixable & ~chosen
-        repaired = torch.where(ok[:, None, None], trial, repaired)
-        kept = torch.where(ok, t * fraction, kept)
-        chosen = chosen | ok
-        if bool((chosen | ~fixable).all()):
-            break
-    unfixable[index] = ~chosen
-    step[index] = torch.where(chosen, kept, torch.ones_like(kept))
-    out = x.index_copy(0, index, torch.where(chosen[:, None, None], repaired, x[index]))
-    return GuardResult(x=out, fired=fired, unfixable=unfixable, step=step)
+    return _shrink_toward_anchor(
+        x,
+        index,
+        fired,
+        t,
+        fixable,
+        point=lambda f: (safe_anchor + f * displacement).to(x.dtype),
+        passes=lambda trial: miso.is_feasible(trial, sub, rtol).to(x.device),
+    )
 
 
 class FeasibilityGuard(nn.Module):

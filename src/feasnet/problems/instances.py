@@ -189,8 +189,18 @@ def _as_real_tensor(
     name: str, value: Any, dtype: torch.dtype, device: torch.device | str | None
 ) -> Tensor:
     """Convert ``value`` to a real float tensor, with an error that names the field."""
+    return field_tensor(name, value).to(dtype=dtype, device=device)
+
+
+def field_tensor(name: str, value: Any, allow_complex: bool = False) -> Tensor:
+    """``value`` as a tensor of numbers (real, or also complex), uncast; errors name the field.
+
+    Raises:
+        InvalidInstanceError: ``value`` is missing, not numeric, or complex where not allowed.
+    """
     if value is None:
         raise InvalidInstanceError(f"{name}: missing")
+    expected = "complex or real numbers" if allow_complex else "real numbers"
     if isinstance(value, Tensor):
         t = value
     else:
@@ -198,14 +208,16 @@ def _as_real_tensor(
             arr = np.asarray(value)
         except Exception as exc:  # pragma: no cover - exotic objects
             raise InvalidInstanceError(f"{name}: cannot be read as an array ({exc})") from exc
-        if arr.dtype == object or arr.dtype.kind not in "biuf":
+        if arr.dtype == object or arr.dtype.kind not in ("biufc" if allow_complex else "biuf"):
             raise InvalidInstanceError(
-                f"{name}: expected real numbers, got array of dtype {arr.dtype}"
+                f"{name}: expected {expected}, got array of dtype {arr.dtype}"
             )
         t = torch.as_tensor(arr.copy())
-    if t.is_complex() or not (t.is_floating_point() or t.dtype in _INT_DTYPES):
+    if t.is_complex() and not allow_complex:
         raise InvalidInstanceError(f"{name}: expected real numbers, got {t.dtype}")
-    return t.to(dtype=dtype, device=device)
+    if not (t.is_complex() or t.is_floating_point() or t.dtype in _INT_DTYPES):
+        raise InvalidInstanceError(f"{name}: expected {expected}, got {t.dtype}")
+    return t
 
 
 _INT_DTYPES = {torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8, torch.bool}

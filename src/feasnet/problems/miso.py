@@ -36,7 +36,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from feasnet.problems.instances import InvalidInstanceError
+from feasnet.problems.instances import InvalidInstanceError, field_tensor
 
 DEFAULT_RTOL = 1e-6
 """Relative tolerance of :func:`is_feasible` on the budget and the SINR targets."""
@@ -106,7 +106,7 @@ class MisoInstances:
         if dtype not in _REAL_OF:
             raise ValueError(f"dtype: expected complex64 or complex128, got {dtype}")
         real_dtype = _REAL_OF[dtype]
-        h = _as_tensor("H", channel, allow_complex=True).to(dtype=dtype, device=device)
+        h = field_tensor("H", channel, allow_complex=True).to(dtype=dtype, device=device)
         if h.ndim != 3:
             raise InvalidInstanceError(f"H: expected shape (N, K, Nt), got {tuple(h.shape)}")
         n, k, nt = h.shape
@@ -118,7 +118,7 @@ class MisoInstances:
             raise InvalidInstanceError("H: a user's channel is all zero; every user needs a path")
 
         def per_instance(name: str, value: Any, low: float, strict: bool, high: float = math.inf):
-            t = _as_tensor(name, value).to(dtype=real_dtype, device=device)
+            t = field_tensor(name, value).to(dtype=real_dtype, device=device)
             if t.ndim == 0:
                 t = t.expand(n).clone()
             if t.shape != (n,):
@@ -129,7 +129,7 @@ class MisoInstances:
             return t
 
         def per_user(name: str, value: Any) -> Tensor:
-            t = _as_tensor(name, value).to(dtype=real_dtype, device=device)
+            t = field_tensor(name, value).to(dtype=real_dtype, device=device)
             if t.ndim == 0:
                 t = t.expand(n, k).clone()
             elif t.shape == (n,) and n != k:
@@ -249,27 +249,6 @@ class MisoInstances:
         return MisoInstances(
             *(torch.cat([getattr(p, f.name) for p in parts]) for f in fields(MisoInstances))
         )
-
-
-def _as_tensor(name: str, value: Any, allow_complex: bool = False) -> Tensor:
-    """Convert ``value`` to a tensor, with an error that names the field."""
-    if value is None:
-        raise InvalidInstanceError(f"{name}: missing")
-    if isinstance(value, Tensor):
-        t = value
-    else:
-        try:
-            arr = np.asarray(value)
-        except Exception as exc:  # pragma: no cover - exotic objects
-            raise InvalidInstanceError(f"{name}: cannot be read as an array ({exc})") from exc
-        kinds = "biufc" if allow_complex else "biuf"
-        if arr.dtype == object or arr.dtype.kind not in kinds:
-            expected = "complex or real numbers" if allow_complex else "real numbers"
-            raise InvalidInstanceError(f"{name}: expected {expected}, got dtype {arr.dtype}")
-        t = torch.as_tensor(arr.copy())
-    if t.is_complex() and not allow_complex:
-        raise InvalidInstanceError(f"{name}: expected real numbers, got {t.dtype}")
-    return t
 
 
 def _check_range(name: str, t: Tensor, low: float, strict: bool, high: float = math.inf) -> None:

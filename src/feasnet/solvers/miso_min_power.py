@@ -30,6 +30,7 @@ relative amount, far inside the ``1e-6`` tolerance of :func:`~feasnet.problems.m
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from dataclasses import dataclass
@@ -188,21 +189,19 @@ class _MinPowerProblem:
     users: np.ndarray
 
 
-_CACHE: dict[tuple[int, int, bytes], _MinPowerProblem] = {}
-
-
 def _min_power_problem(m: int, k_users: int, users: np.ndarray) -> _MinPowerProblem:
-    key = (m, k_users, users.tobytes())
-    cached = _CACHE.get(key)
-    if cached is None:
-        if len(_CACHE) >= _CACHE_SIZE:
-            _CACHE.pop(next(iter(_CACHE)))
-        n = 2 * m * k_users
-        y = cp.Variable(n, name="y")
-        qos = qos_parameters(n, k_users, users)
-        problem = cp.Problem(cp.Minimize(cp.sum_squares(y)), qos.constraints(y))
-        cached = _CACHE[key] = _MinPowerProblem(problem, y, qos, users)
-    return cached
+    """The compiled DPP problem for this size and set of users with targets (cached)."""
+    return _min_power_problem_cached(m, k_users, tuple(int(u) for u in users))
+
+
+@functools.lru_cache(maxsize=_CACHE_SIZE)
+def _min_power_problem_cached(m: int, k_users: int, user_key: tuple[int, ...]) -> _MinPowerProblem:
+    users = np.asarray(user_key, dtype=np.int64)
+    n = 2 * m * k_users
+    y = cp.Variable(n, name="y")
+    qos = qos_parameters(n, k_users, users)
+    problem = cp.Problem(cp.Minimize(cp.sum_squares(y)), qos.constraints(y))
+    return _MinPowerProblem(problem, y, qos, users)
 
 
 def _interference_pad(qos: _QosRows, k_users: int) -> None:

@@ -69,6 +69,7 @@ solved by Clarabel.
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from dataclasses import dataclass, field
@@ -216,25 +217,23 @@ class _UpdateProblem:
     users: np.ndarray
 
 
-_SOCP_CACHE: dict[tuple[int, int, bytes], _UpdateProblem] = {}
-
-
 def _socp_problem(m: int, k_users: int, users: np.ndarray) -> _UpdateProblem:
-    key = (m, k_users, users.tobytes())
-    cached = _SOCP_CACHE.get(key)
-    if cached is None:
-        if len(_SOCP_CACHE) >= _CACHE_SIZE:
-            _SOCP_CACHE.pop(next(iter(_SOCP_CACHE)))
-        n = 2 * m * k_users
-        y = cp.Variable(n, name="y")
-        weighted = cp.Parameter((2 * k_users * k_users, n), name="weighted")
-        linear = cp.Parameter(n, name="linear")
-        qos = mmp.qos_parameters(n, k_users, users)
-        objective = cp.sum_squares(weighted @ y) - 2 * (linear @ y)
-        constraints = [cp.SOC(cp.Constant(1.0), y), *qos.constraints(y)]
-        problem = cp.Problem(cp.Minimize(objective), constraints)
-        cached = _SOCP_CACHE[key] = _UpdateProblem(problem, y, weighted, linear, qos, users)
-    return cached
+    """The compiled DPP problem for this size and set of users with targets (cached)."""
+    return _socp_problem_cached(m, k_users, tuple(int(u) for u in users))
+
+
+@functools.lru_cache(maxsize=_CACHE_SIZE)
+def _socp_problem_cached(m: int, k_users: int, user_key: tuple[int, ...]) -> _UpdateProblem:
+    users = np.asarray(user_key, dtype=np.int64)
+    n = 2 * m * k_users
+    y = cp.Variable(n, name="y")
+    weighted = cp.Parameter((2 * k_users * k_users, n), name="weighted")
+    linear = cp.Parameter(n, name="linear")
+    qos = mmp.qos_parameters(n, k_users, users)
+    objective = cp.sum_squares(weighted @ y) - 2 * (linear @ y)
+    constraints = [cp.SOC(cp.Constant(1.0), y), *qos.constraints(y)]
+    problem = cp.Problem(cp.Minimize(objective), constraints)
+    return _UpdateProblem(problem, y, weighted, linear, qos, users)
 
 
 @dataclass
@@ -296,28 +295,26 @@ class _SdrProblem:
     qos: list[cp.Parameter]  # (n+1, n+1) Hermitian, one per user with a target
 
 
-_SDR_CACHE: dict[tuple[int, int, bytes], _SdrProblem] = {}
-
-
 def _sdr_problem(m: int, k_users: int, users: np.ndarray) -> _SdrProblem:
-    key = (m, k_users, users.tobytes())
-    cached = _SDR_CACHE.get(key)
-    if cached is None:
-        if len(_SDR_CACHE) >= _CACHE_SIZE:
-            _SDR_CACHE.pop(next(iter(_SDR_CACHE)))
-        n = m * k_users
-        x = cp.Variable((n + 1, n + 1), hermitian=True, name="X")
-        cost = cp.Parameter((n + 1, n + 1), hermitian=True, name="C")
-        qos = [cp.Parameter((n + 1, n + 1), hermitian=True) for _ in users]
-        constraints = [
-            x >> 0,
-            cp.real(x[n, n]) == 1,
-            cp.real(cp.trace(x[:n, :n])) <= 1,
-            *(cp.real(cp.trace(s @ x)) >= 0 for s in qos),
-        ]
-        problem = cp.Problem(cp.Minimize(cp.real(cp.trace(cost @ x))), constraints)
-        cached = _SDR_CACHE[key] = _SdrProblem(problem, x, cost, qos)
-    return cached
+    """The compiled DPP problem for this size and set of users with targets (cached)."""
+    return _sdr_problem_cached(m, k_users, tuple(int(u) for u in users))
+
+
+@functools.lru_cache(maxsize=_CACHE_SIZE)
+def _sdr_problem_cached(m: int, k_users: int, user_key: tuple[int, ...]) -> _SdrProblem:
+    users = np.asarray(user_key, dtype=np.int64)
+    n = m * k_users
+    x = cp.Variable((n + 1, n + 1), hermitian=True, name="X")
+    cost = cp.Parameter((n + 1, n + 1), hermitian=True, name="C")
+    qos = [cp.Parameter((n + 1, n + 1), hermitian=True) for _ in users]
+    constraints = [
+        x >> 0,
+        cp.real(x[n, n]) == 1,
+        cp.real(cp.trace(x[:n, :n])) <= 1,
+        *(cp.real(cp.trace(s @ x)) >= 0 for s in qos),
+    ]
+    problem = cp.Problem(cp.Minimize(cp.real(cp.trace(cost @ x))), constraints)
+    return _SdrProblem(problem, x, cost, qos)
 
 
 def _lift(channel: np.ndarray, k: int, j: int) -> np.ndarray:
