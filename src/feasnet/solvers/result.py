@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -12,6 +13,38 @@ from feasnet.atomic import atomic_path
 from feasnet.problems import miso
 from feasnet.problems import power_control as pc
 from feasnet.problems.instances import PowerControlInstances
+
+OPTIONAL_KEYS: dict[str, type] = {"converged": bool, "upper_bound": float, "gap": float}
+"""Per-instance extras a result may carry, each ``(N,)`` or None (not applicable):
+
+- ``converged`` bool: an iterative method met its stated stopping tolerance (False: it stopped
+  at an iteration cap or failed; the instance's message says why);
+- ``upper_bound`` float64: a certified upper bound on the optimal objective (same unit as the
+  objective: bit/s for power control, bit/s/Hz for MISO), from a global solver;
+- ``gap`` float64: ``(upper_bound - objective) / upper_bound``, the certified relative gap.
+
+Saved to the solution ``.npz`` under the same keys when set.
+"""
+
+
+def optional_arrays(result: AllocationResult | BeamformingResult) -> dict[str, np.ndarray]:
+    """The :data:`OPTIONAL_KEYS` of ``result`` that are set, as arrays of their dtype."""
+    out = {}
+    for key, kind in OPTIONAL_KEYS.items():
+        value = getattr(result, key)
+        if value is not None:
+            array = np.asarray(value, dtype=kind)
+            if array.shape != (len(result),):
+                raise ValueError(f"{key}: expected shape ({len(result)},), got {array.shape}")
+            out[key] = array
+    return out
+
+
+def load_optional_arrays(data: Any) -> dict[str, np.ndarray]:
+    """The :data:`OPTIONAL_KEYS` present in an opened solution ``.npz``."""
+    return {
+        key: np.asarray(data[key], dtype=kind) for key, kind in OPTIONAL_KEYS.items() if key in data
+    }
 
 
 @dataclass
@@ -27,6 +60,7 @@ class AllocationResult:
             batch time divided by the batch size).
         messages: one line per instance, "" when nothing needs saying (e.g. "infeasible: ...").
         rtol: tolerance used for ``feasible``.
+        converged, upper_bound, gap: optional per-instance extras, see :data:`OPTIONAL_KEYS`.
     """
 
     method: str
@@ -36,6 +70,9 @@ class AllocationResult:
     seconds: np.ndarray
     messages: list[str] = field(default_factory=list)
     rtol: float = pc.DEFAULT_RTOL
+    converged: np.ndarray | None = None
+    upper_bound: np.ndarray | None = None
+    gap: np.ndarray | None = None
 
     @classmethod
     def from_power(
@@ -86,7 +123,8 @@ class AllocationResult:
         """Write the solution file of ``feasnet solve`` atomically.
 
         Keys: ``P`` (N, B, Q) [W], ``feasible`` (N,) bool, ``sum_rate`` (N,) [bit/s],
-        ``seconds`` (N,) [s], ``message`` (N,) str, ``method`` and ``rtol`` scalars.
+        ``seconds`` (N,) [s], ``message`` (N,) str, ``method`` and ``rtol`` scalars, and the
+        :data:`OPTIONAL_KEYS` that are set.
         """
         with atomic_path(path) as tmp, open(tmp, "wb") as handle:
             np.savez(
@@ -98,6 +136,7 @@ class AllocationResult:
                 message=np.asarray(self.messages, dtype=str),
                 method=np.asarray(self.method),
                 rtol=np.asarray(self.rtol),
+                **optional_arrays(self),
             )
 
     @classmethod
@@ -112,6 +151,7 @@ class AllocationResult:
                 seconds=data["seconds"],
                 messages=[str(m) for m in data["message"]],
                 rtol=float(data["rtol"]),
+                **load_optional_arrays(data),
             )
 
 
@@ -128,6 +168,7 @@ class BeamformingResult:
         seconds: ``(N,)`` float64 wall time per instance [s].
         messages: one line per instance, ``""`` when nothing needs saying.
         rtol: tolerance used for ``feasible``.
+        converged, upper_bound, gap: optional per-instance extras, see :data:`OPTIONAL_KEYS`.
     """
 
     method: str
@@ -137,6 +178,9 @@ class BeamformingResult:
     seconds: np.ndarray
     messages: list[str] = field(default_factory=list)
     rtol: float = miso.DEFAULT_RTOL
+    converged: np.ndarray | None = None
+    upper_bound: np.ndarray | None = None
+    gap: np.ndarray | None = None
 
     @classmethod
     def from_beams(
@@ -181,7 +225,8 @@ class BeamformingResult:
         """Write the solution file of ``feasnet solve`` for MISO instances atomically.
 
         Keys: ``V`` (N, Nt, K) complex [sqrt(W)], ``feasible`` (N,) bool, ``wsr`` (N,)
-        [bit/s/Hz], ``seconds`` (N,) [s], ``message`` (N,) str, ``method`` and ``rtol``.
+        [bit/s/Hz], ``seconds`` (N,) [s], ``message`` (N,) str, ``method`` and ``rtol``, and
+        the :data:`OPTIONAL_KEYS` that are set.
         """
         with atomic_path(path) as tmp, open(tmp, "wb") as handle:
             np.savez(
@@ -193,6 +238,7 @@ class BeamformingResult:
                 message=np.asarray(self.messages, dtype=str),
                 method=np.asarray(self.method),
                 rtol=np.asarray(self.rtol),
+                **optional_arrays(self),
             )
 
     @classmethod
@@ -207,6 +253,7 @@ class BeamformingResult:
                 seconds=data["seconds"],
                 messages=[str(m) for m in data["message"]],
                 rtol=float(data["rtol"]),
+                **load_optional_arrays(data),
             )
 
 
