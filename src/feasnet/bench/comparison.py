@@ -32,6 +32,7 @@ from feasnet.evaluate import MethodMetrics, evaluate
 from feasnet.methods import build_layer, get_method
 from feasnet.problems.instances import PowerControlInstances
 from feasnet.problems.power_control import DEFAULT_RTOL
+from feasnet.run_folder import stale
 from feasnet.solvers.result import AllocationResult
 from feasnet.train import TrainConfig, load_model, model_result, train
 
@@ -53,9 +54,18 @@ BASELINE = "gp"
 
 
 def ensure_dataset(
-    out_dir: Path, preset: str, num_samples: int | None, seed: int, log: Any = print
+    out_dir: Path,
+    preset: str,
+    num_samples: int | None,
+    seed: int,
+    log: Any = print,
+    force: bool = False,
 ) -> Path:
-    """Generate ``out_dir/dataset.h5`` for the preset unless a matching one exists."""
+    """Generate ``out_dir/dataset.h5`` for the preset unless a matching one exists.
+
+    A data set made for other settings is an error (:class:`RunFolderError`) unless ``force``
+    allows replacing it.
+    """
     scenario = get_preset(preset)
     samples = num_samples or scenario.num_samples
     path = out_dir / "dataset.h5"
@@ -68,7 +78,12 @@ def ensure_dataset(
         ):
             log(f"reusing {path} ({samples} instances)")
             return path
-        log(f"{path} was made for other settings; regenerating")
+        stale(
+            path,
+            f"{info.scenario.name}, seed {info.seed}, {info.num_instances} instances",
+            force,
+        )
+        log(f"{path} was made for other settings; regenerating (--force)")
     start = time.perf_counter()
     instances, stats = generate(scenario, samples, seed=seed)
     storage.write_dataset(path, instances, scenario, seed=seed, stats=stats)
@@ -80,9 +95,15 @@ def ensure_dataset(
 
 
 def forget_stale_results(
-    out_dir: Path, dataset: Path, split: str, train_config: TrainConfig, log: Any
+    out_dir: Path,
+    dataset: Path,
+    split: str,
+    train_config: TrainConfig,
+    log: Any,
+    force: bool = False,
 ) -> None:
-    """Drop cached models and solutions made for other data or training settings.
+    """Drop cached models and solutions made for other data or training settings (only with
+    ``force``; without it they are an error, :class:`RunFolderError`).
 
     ``out_dir/run.json`` records what the cached results were made from: the data set
     (scenario, seed, size, creation time), the evaluated split and the training settings.
@@ -98,6 +119,7 @@ def forget_stale_results(
     }
     record = out_dir / "run.json"
     if record.exists() and json.loads(record.read_text()) != key:
+        stale(out_dir / "models", "data set, split or training settings differ", force)
         for folder in ("models", "solutions"):
             shutil.rmtree(out_dir / folder, ignore_errors=True)
         log(f"{out_dir}: settings changed since the last run; cached models and solutions dropped")
@@ -147,12 +169,17 @@ def run(
     split: str = "test",
     log: Any = print,
     train_config: TrainConfig | None = None,
+    force: bool = False,
 ) -> list[MethodMetrics]:
-    """Run the comparison into ``out_dir`` and return one metrics row per method."""
+    """Run the comparison into ``out_dir`` and return one metrics row per method.
+
+    Cached data, models and solutions in ``out_dir`` made for other settings are an error
+    (:class:`~feasnet.run_folder.RunFolderError`) unless ``force`` replaces them.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
-    dataset = ensure_dataset(out_dir, preset, num_samples, seed, log)
+    dataset = ensure_dataset(out_dir, preset, num_samples, seed, log, force=force)
     instances, info = storage.read_dataset(dataset, split)
-    forget_stale_results(out_dir, dataset, split, train_config or TrainConfig(), log)
+    forget_stale_results(out_dir, dataset, split, train_config or TrainConfig(), log, force)
     log(
         f"{split} split: {len(instances)} instances, "
         f"B={instances.num_bs}, Q={instances.num_channels}"

@@ -90,11 +90,12 @@ def _solve_point(
     workers: int | None,
     train_config: TrainConfig,
     log: Any,
+    force: bool = False,
 ) -> tuple[list[MethodMetrics], Any]:
     """Results of every method on one sweep point's test split."""
-    dataset = ensure_dataset(point_dir, preset, samples, seed, log)
+    dataset = ensure_dataset(point_dir, preset, samples, seed, log, force=force)
     instances, info = storage.read_dataset(dataset, "test")
-    forget_stale_results(point_dir, dataset, "test", train_config, log)
+    forget_stale_results(point_dir, dataset, "test", train_config, log, force)
     results: dict[str, BeamformingResult] = {}
     for name in methods:
         path = point_dir / "solutions" / f"{name}.npz"
@@ -142,6 +143,7 @@ def run(
     train_config: TrainConfig | None = None,
     values: Sequence[float] | None = None,
     log: Any = print,
+    force: bool = False,
 ) -> list[dict[str, Any]]:
     """Run sweep ``suite`` (``miso-snr`` or ``miso-nakagami``) into ``out_dir``.
 
@@ -155,6 +157,8 @@ def run(
         train_config: training settings (default :func:`default_train_config`).
         values: sweep values to run (default: all of the suite's).
         log: where progress lines go.
+        force: replace cached data, models and solutions made for other settings (without
+            it they are an error).
 
     Returns:
         One row per (sweep value, method), see :func:`metric_row`.
@@ -178,7 +182,7 @@ def run(
         preset = sweep.preset(value)
         log(f"[bold]{suite}[/]: {escape(sweep.label)} = {value:g} ({preset})")
         metrics, info = _solve_point(
-            out_dir / preset, preset, samples, seed, methods, workers, train_config, log
+            out_dir / preset, preset, samples, seed, methods, workers, train_config, log, force
         )
         scenarios[preset] = info.scenario.model_dump(mode="json")
         point_rows = [metric_row(sweep, value, m) for m in metrics]

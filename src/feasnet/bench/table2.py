@@ -162,6 +162,7 @@ def run(
     configs: Sequence[int] = ALL_CONFIGS,
     methods: Sequence[str] = DEFAULT_METHODS,
     log: Any = print,
+    force: bool = False,
 ) -> list[dict[str, Any]]:
     """Run the Table II suite into ``out_dir`` and return one row per configuration.
 
@@ -177,6 +178,7 @@ def run(
         methods: classical (``feasnet.solvers.SOLVERS``) and learned
             (``feasnet.methods.METHODS``) method names; include ``gp`` for the % of GP columns.
         log: called with progress messages.
+        force: replace cached results made for other settings (without it they are an error).
 
     Returns:
         One dict per configuration, in ``configs`` order: ``config``, ``preset``, ``num_bs``,
@@ -224,6 +226,7 @@ def run(
                 workers=workers,
                 log=log,
                 train_config=train_config,
+                force=force,
             )
         except GenerationError as error:
             row["status"] = f"not generated: {error}"
