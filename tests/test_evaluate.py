@@ -65,6 +65,10 @@ def test_batched_timing_is_recognized() -> None:
     m = evaluate(fake("b", [1.0, 2.0, 3.0], seconds=[0.01, 0.01, 0.01]))  # type: ignore[arg-type]
     assert m.batched_timing is True
     assert m.time_standard_error == 0.0
+    # batch time / N stored per instance differs by rounding only: still batched
+    seconds = np.full(3, 0.3 / 7) + np.array([0.0, 1e-18, -1e-18])
+    m = evaluate(fake("b", [1.0, 2.0, 3.0], seconds=seconds))  # type: ignore[arg-type]
+    assert m.batched_timing is True and m.time_standard_error == 0.0
 
 
 def test_ratio_standard_error_is_the_delta_method() -> None:

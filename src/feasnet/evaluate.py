@@ -43,8 +43,9 @@ class MethodMetrics:
             ``batched_timing``): the spread of its time is not measured.
         violation_standard_error: binomial standard error of ``violation_probability``,
             ``sqrt(p (1 - p) / N)`` (zero when no or every instance violates).
-        batched_timing: True when every instance reports the same time, i.e. the method was
-            timed once per batch (``batch time / N``), not per instance.
+        batched_timing: True when every instance reports the same time (up to rounding, a
+            relative spread below 1e-9), i.e. the method was timed once per batch
+            (``batch time / N``), not per instance.
         num_not_converged: instances whose ``result.converged`` is False; None when the result
             does not report convergence.
         ratio_to_upper_bound: ``mean_objective / mean(upper_bound)`` for per-instance upper
@@ -161,6 +162,8 @@ def evaluate(
     if baseline is not None and time_per_sample > 0:
         speedup = float(np.mean(baseline.seconds)) / time_per_sample
     violation = float(1.0 - np.mean(result.feasible)) if n else math.nan
+    # a batched method reports batch time / N for every instance (equal up to rounding)
+    batched = bool(n > 1 and np.ptp(seconds) <= 1e-9 * abs(time_per_sample))
     return MethodMetrics(
         method=result.method,
         num_instances=n,
@@ -173,9 +176,9 @@ def evaluate(
         speedup_over_baseline=speedup,
         objective_standard_error=standard_error(counted),
         ratio_standard_error=ratio_se,
-        time_standard_error=standard_error(seconds),
+        time_standard_error=0.0 if batched else standard_error(seconds),
         violation_standard_error=math.sqrt(violation * (1 - violation) / n) if n else math.nan,
-        batched_timing=bool(n > 1 and np.ptp(seconds) == 0),
+        batched_timing=batched,
         num_not_converged=not_converged(result),
         ratio_to_upper_bound=bound_ratio,
         upper_bound_ratio_standard_error=bound_se,

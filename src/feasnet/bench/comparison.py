@@ -4,7 +4,8 @@ One run folder holds everything a run produces, each file written atomically:
 ``dataset.h5`` (generated once, reused), ``models/<method>/`` (training run of each learned
 method, resumable), ``solutions/<method>.npz`` (one per method; a method whose file exists is
 not solved again, so an interrupted run resumes), ``results.json``, ``results.csv``,
-``report.md`` and ``comparison.png``.
+``report.md``, ``comparison.png`` and ``training.png`` (training curves of the learned
+methods).
 
 Learned methods are trained on the train split (validation split for early stopping) and,
 like the classical ones, evaluated on the test split. ``+fw`` variants reuse the weights of
@@ -28,7 +29,7 @@ from feasnet.bench import report
 from feasnet.data import storage
 from feasnet.data.generate import generate
 from feasnet.data.presets import get_preset
-from feasnet.evaluate import MethodMetrics, evaluate
+from feasnet.evaluate import MethodMetrics, evaluate, tightest_upper_bound
 from feasnet.methods import build_layer, get_method
 from feasnet.problems.instances import PowerControlInstances
 from feasnet.problems.power_control import DEFAULT_RTOL
@@ -169,17 +170,18 @@ def run(
     split: str = "test",
     log: Any = print,
     train_config: TrainConfig | None = None,
-    force: bool = False,
+    reference: str = REFERENCE,
 ) -> list[MethodMetrics]:
     """Run the comparison into ``out_dir`` and return one metrics row per method.
 
-    Cached data, models and solutions in ``out_dir`` made for other settings are an error
-    (:class:`~feasnet.run_folder.RunFolderError`) unless ``force`` replaces them.
+    ``reference`` names the method the "% of reference" column divides by (default ``sca``).
+    When a result carries per-instance upper bounds (``upper_bound``, from a global solver),
+    the rows also get "% of upper bound" against the tightest of them.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
-    dataset = ensure_dataset(out_dir, preset, num_samples, seed, log, force=force)
+    dataset = ensure_dataset(out_dir, preset, num_samples, seed, log)
     instances, info = storage.read_dataset(dataset, split)
-    forget_stale_results(out_dir, dataset, split, train_config or TrainConfig(), log, force)
+    forget_stale_results(out_dir, dataset, split, train_config or TrainConfig(), log)
     log(
         f"{split} split: {len(instances)} instances, "
         f"B={instances.num_bs}, Q={instances.num_channels}"
@@ -201,15 +203,16 @@ def run(
         result.save_npz(path)
         results[name] = result
         log(f"{name}: done in {time.perf_counter() - start:.1f} s")
-    reference = results.get(REFERENCE)
-    baseline = results.get(BASELINE)
-    metrics = [evaluate(results[m], reference=reference, baseline=baseline) for m in methods]
-    rows = report.metric_rows(metrics)
-    title = (
-        f"{info.scenario.name}: B={instances.num_bs}, Q={instances.num_channels}, "
-        f"{len(instances)} {split} instances, violations at rtol {DEFAULT_RTOL:g} (float64)"
-    )
-    report.print_table(rows, title)
+    upper_bound = tightest_upper_bound(results.values())
+    metrics = [
+        evaluate(
+            results[m],
+            reference=results.get(reference),
+            baseline=results.get(BASELINE),
+            upper_bound=upper_bound,
+        )
+        for m in methods
+    ]
     payload = {
         "suite": "comparison",
         "preset": info.scenario.name,
@@ -217,7 +220,9 @@ def run(
         "seed": seed,
         "split": split,
         "num_instances": len(instances),
-        "reference": REFERENCE,
+        "num_bs": instances.num_bs,
+        "num_channels": instances.num_channels,
+        "reference": reference,
         "baseline": BASELINE,
         "rtol": DEFAULT_RTOL,
         "machine": {
@@ -227,17 +232,57 @@ def run(
             "threads": torch.get_num_threads(),
             "workers": workers,
         },
-        "results": rows,
+        "results": report.metric_rows(metrics),
     }
     report.write_json(out_dir / "results.json", payload)
-    report.write_csv(out_dir / "results.csv", rows)
-    report.bar_chart(out_dir / "comparison.png", rows, title)
+    write_reports(out_dir, payload, log)
+    return metrics
+
+
+def title_of(payload: dict[str, Any]) -> str:
+    """The table title of a comparison's ``results.json`` payload."""
+    scenario = payload.get("scenario") or {}
+    num_bs = payload.get("num_bs", scenario.get("num_bs", "?"))
+    num_channels = payload.get("num_channels", scenario.get("num_channels", "?"))
+    return (
+        f"{payload.get('preset', '?')}: B={num_bs}, Q={num_channels}, "
+        f"{payload.get('num_instances', '?')} {payload.get('split', 'test')} instances, "
+        f"violations at rtol {payload.get('rtol', DEFAULT_RTOL):g} (float64)"
+    )
+
+
+def write_reports(out_dir: Path, payload: dict[str, Any], log: Any = print) -> list[Path]:
+    """Print the table and write ``results.csv``, ``report.md``, ``comparison.png`` and (when
+    ``models/`` holds training runs) ``training.png`` from a ``results.json`` payload."""
+    rows = [dict(r) for r in payload["results"]]
+    title = title_of(payload)
+    reference = payload.get("reference", REFERENCE)
+    baseline = payload.get("baseline", BASELINE)
+    report.print_table(rows, title)
+    written = [out_dir / "results.csv", out_dir / "comparison.png"]
+    report.write_csv(written[0], rows)
+    report.method_chart(
+        written[1],
+        rows,
+        title,
+        percent=("percent_of_reference", f"sum rate in % of {reference}"),
+    )
+    training = report.training_curves_of(out_dir / "models", out_dir / "training.png")
+    figures = "![comparison](comparison.png)\n"
+    if training is not None:
+        written.append(training)
+        figures += "\n![training curves](training.png)\n"
     report.write_text(
         out_dir / "report.md",
-        f"# Comparison on `{info.scenario.name}`\n\n{title}.\n\n"
-        f"Sum rate is the mean over the split with infeasible allocations counted as zero; "
-        f"'% of reference' is relative to `{REFERENCE}`, speed-up relative to `{BASELINE}`.\n\n"
-        f"{report.markdown_table(rows)}\n\n![comparison](comparison.png)\n",
+        f"# Comparison on `{payload.get('preset', '?')}`\n\n{title}.\n\n"
+        "Sum rate is the mean over the split with infeasible allocations counted as zero, "
+        "shown as mean ± standard error over the n instances; "
+        f"'% of reference' is relative to `{reference}` (its standard error by the delta "
+        f"method on paired instances), speed-up relative to `{baseline}`. "
+        "'timing' says whether a method was timed per instance or once per batch "
+        "(batch time / n, no spread measured).\n\n"
+        f"{report.markdown_table(rows)}\n\n{figures}",
     )
-    log(f"wrote {out_dir}/results.json, results.csv, report.md, comparison.png")
-    return metrics
+    written.insert(1, out_dir / "report.md")
+    log(f"wrote {', '.join(str(p) for p in written)}")
+    return written
