@@ -171,17 +171,20 @@ def run(
     log: Any = print,
     train_config: TrainConfig | None = None,
     reference: str = REFERENCE,
+    force: bool = False,
 ) -> list[MethodMetrics]:
     """Run the comparison into ``out_dir`` and return one metrics row per method.
 
     ``reference`` names the method the "% of reference" column divides by (default ``sca``).
     When a result carries per-instance upper bounds (``upper_bound``, from a global solver),
-    the rows also get "% of upper bound" against the tightest of them.
+    the rows also get "% of upper bound" against the tightest of them. Cached data, models and
+    solutions in ``out_dir`` made for other settings are an error
+    (:class:`~feasnet.run_folder.RunFolderError`) unless ``force`` replaces them.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
-    dataset = ensure_dataset(out_dir, preset, num_samples, seed, log)
+    dataset = ensure_dataset(out_dir, preset, num_samples, seed, log, force=force)
     instances, info = storage.read_dataset(dataset, split)
-    forget_stale_results(out_dir, dataset, split, train_config or TrainConfig(), log)
+    forget_stale_results(out_dir, dataset, split, train_config or TrainConfig(), log, force)
     log(
         f"{split} split: {len(instances)} instances, "
         f"B={instances.num_bs}, Q={instances.num_channels}"
