@@ -184,9 +184,16 @@ def test_bench_rerun_reuses_or_drops_cached_results(workdir: Path) -> None:
     )
     code, out = invoke(*args, "--samples", "300")
     assert code == 0, out
+    # a second run into the same folder must say whether it continues or replaces
     code, out = invoke(*args, "--samples", "300")
+    assert code == 2 and "--resume" in out and "--force" in out
+    code, out = invoke(*args, "--samples", "300", "--resume")
     assert code == 0 and "reusing" in out and "settings changed" not in out
-    code, out = invoke(*args, "--samples", "320")
+    # other settings: --resume refuses to touch the cached results, --force replaces them
+    code, out = invoke(*args, "--samples", "320", "--resume")
+    assert code == 2 and "other settings" in out and "--force" in out
+    assert json.loads((out_dir / "results.json").read_text())["num_instances"] == 15
+    code, out = invoke(*args, "--samples", "320", "--force")
     assert code == 0 and "settings changed" in out
     payload = json.loads((out_dir / "results.json").read_text())
     assert payload["num_instances"] == 16

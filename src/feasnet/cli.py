@@ -5,11 +5,13 @@ from __future__ import annotations
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
+
+from feasnet.train_config import TrainConfig
 
 app = typer.Typer(
     help="Feasibility-guaranteed learning-to-optimize for wireless power control and MISO "
@@ -28,6 +30,13 @@ console = Console(width=None if sys.stdout.isatty() else 120)
 err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 120)
 
 
+THREADS_HELP = (
+    "torch intra-op threads for the learned models (default: chosen by work size; small "
+    "batched work runs on one thread)."
+)
+WORKERS_HELP = "Worker processes of the classical solvers (default: the available cores)."
+
+
 class UserError(Exception):
     """An error caused by the input; shown as one line, exit status 2."""
 
@@ -37,19 +46,92 @@ def _fail(message: str) -> None:
     raise typer.Exit(code=2)
 
 
+RESUME_HINTS = {
+    "train_command": "rerun the same command with --resume to continue from the last "
+    "finished epoch",
+    "bench": "rerun the same command with --resume to reuse the finished data, trainings "
+    "and solutions",
+}
+"""What to tell a user who pressed Ctrl-C, per command function (default: nothing was lost)."""
+
+
 def _guarded(fn):  # type: ignore[no-untyped-def]
-    """Turn the library's input errors into a one-line message and exit status 2."""
+    """Turn the library's input errors into a one-line message and exit status 2, and Ctrl-C
+    into a line that says what was kept and how to continue (exit status 130)."""
     import functools
+
+    from pydantic import ValidationError
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):  # type: ignore[no-untyped-def]
         try:
             return fn(*args, **kwargs)
+        except ValidationError as exc:
+            _fail(_validation_message(exc))
         except (UserError, ValueError, KeyError, FileNotFoundError, OSError) as exc:
             message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
             _fail(str(message))
+        except KeyboardInterrupt:
+            hint = RESUME_HINTS.get(fn.__name__, "files already written are complete")
+            err_console.print(f"[bold yellow]interrupted:[/] {hint}", highlight=False)
+            raise typer.Exit(code=130) from None
 
     return wrapper
+
+
+def _validation_message(exc: Any) -> str:
+    """The first pydantic error as ``field: problem (got value)``."""
+    first = exc.errors()[0]
+    field = ".".join(str(part) for part in first["loc"]) or "value"
+    return f"{field}: {first['msg']} (got {first.get('input')!r})"
+
+
+TRAIN_DEFAULTS = TrainConfig()
+"""The library's training defaults, shown by ``--help`` and used when an option is not given."""
+
+
+def _version(value: bool) -> None:
+    if value:
+        from feasnet import __version__
+
+        console.print(f"feasnet {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main_options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    pass
+
+
+def _check_device(device: str) -> None:
+    """``device`` must name a torch device this machine has (cpu, cuda, cuda:N)."""
+    import torch
+
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, ValueError) as exc:
+        raise UserError(f"device: expected cpu, cuda or cuda:N, got {device!r}") from exc
+    if parsed.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(
+            f"device: {device!r} requested, but torch sees no CUDA device on this machine; "
+            "use --device cpu"
+        )
+    if parsed.type not in {"cpu", "cuda"}:
+        raise UserError(f"device: expected cpu, cuda or cuda:N, got {device!r}")
+
+
+def _workers(workers: int | None) -> int:
+    """Worker processes for the command line: the available cores unless given."""
+    from feasnet.solvers.parallel import default_workers
+
+    return default_workers() if workers is None else workers
 
 
 # ------------------------------------------------------------------------------ data
@@ -114,7 +196,10 @@ def data_presets() -> None:
 def data_generate(
     preset: Annotated[str, typer.Argument(help="Preset name (see `feasnet data presets`).")],
     out: Annotated[Path, typer.Option(help="HDF5 file to write.")],
-    samples: Annotated[int | None, typer.Option(help="Feasible instances to keep.")] = None,
+    samples: Annotated[
+        int | None,
+        typer.Option(min=1, help="Feasible instances to keep (default: the preset's count)."),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     train: Annotated[float | None, typer.Option(help=SPLIT_HELP)] = None,
     validation: Annotated[float | None, typer.Option(help="Validation fraction.")] = None,
@@ -127,8 +212,6 @@ def data_generate(
 
     scenario = get_preset(preset)
     n = samples or scenario.num_samples
-    if n <= 0:
-        raise UserError(f"samples: expected a positive count, got {n}")
     instances, stats = generate(scenario, n, seed=seed)
     storage.write_dataset(
         out,
@@ -215,9 +298,10 @@ def data_import(
 
     instances = exchange.load_npz(source)
     feasible = feasible_mask(instances)
-    if not feasible.any():
-        raise UserError(f"{source}: none of the {len(instances)} instances is feasible")
     dropped = int((~feasible).sum())
+    why = _infeasible_summary(instances[~feasible]) if dropped else ""
+    if not feasible.any():
+        raise UserError(f"{source}: none of the {len(instances)} instances is feasible ({why})")
     instances = instances[feasible]
     order = torch.randperm(len(instances), generator=torch.Generator().manual_seed(seed))
     instances = instances[order]
@@ -241,11 +325,35 @@ def data_import(
             description=f"imported from {source.name}; per-instance scalars are stored in the data",
         )
     splits = _splits(storage.default_splits(scenario), train, validation, test)
-    storage.write_dataset(out, instances, scenario, seed=seed, stats=None, splits=splits)
+    dropped_note = f"{dropped} of {dropped + len(instances)} instances dropped as infeasible"
+    try:
+        storage.write_dataset(out, instances, scenario, seed=seed, stats=None, splits=splits)
+    except ValueError as exc:
+        raise UserError(f"{exc} ({dropped_note}: {why})" if dropped else str(exc)) from exc
     console.print(
         f"wrote {out}: {len(instances)} instances, shuffled with seed {seed}"
-        + (f" ({dropped} infeasible instances dropped)" if dropped else "")
+        + (f" ({dropped_note}: {why})" if dropped else "")
     )
+
+
+def _infeasible_summary(instances: Any, shown: int = 3) -> str:
+    """The exact test's reasons for infeasible ``instances``, most frequent first, counted."""
+    from collections import Counter
+
+    from feasnet.solvers import family_of
+
+    if family_of(instances) == "miso":
+        from feasnet.problems import miso as family
+    else:
+        from feasnet.problems import power_control as family  # type: ignore[no-redef]
+    reasons = Counter(
+        reason.split(":")[0] if len(reason) > 60 else reason
+        for reason in family.minimum_power(instances).reasons()
+    )
+    parts = [f"{count}x {reason or 'infeasible'}" for reason, count in reasons.most_common(shown)]
+    if len(reasons) > shown:
+        parts.append("...")
+    return "; ".join(parts)
 
 
 # ------------------------------------------------------------------------------ solving
@@ -279,50 +387,79 @@ def train_command(
         str | None, typer.Option(help="Scenario preset to generate data for.")
     ] = None,
     data: Annotated[Path | None, typer.Option(help="Existing HDF5 data set instead.")] = None,
-    samples: Annotated[int | None, typer.Option(help="Instances to generate.")] = None,
+    samples: Annotated[
+        int | None,
+        typer.Option(min=1, help="Instances to generate with --preset (default: the preset's)."),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Data and training seed.")] = 0,
-    epochs: Annotated[int, typer.Option(help="Maximal epochs.")] = 20,
-    batch_size: Annotated[int, typer.Option(help="Mini-batch size.")] = 64,
-    learning_rate: Annotated[float, typer.Option(help="Adam learning rate.")] = 1e-3,
-    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    epochs: Annotated[int, typer.Option(min=1, help="Maximal epochs.")] = TRAIN_DEFAULTS.epochs,
+    batch_size: Annotated[
+        int, typer.Option(min=2, help="Mini-batch size.")
+    ] = TRAIN_DEFAULTS.batch_size,
+    learning_rate: Annotated[
+        float, typer.Option(help="Adam learning rate (> 0).")
+    ] = TRAIN_DEFAULTS.learning_rate,
+    device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N.")] = "cpu",
+    threads: Annotated[int | None, typer.Option(min=1, help=THREADS_HELP)] = None,
     resume: Annotated[bool, typer.Option(help="Continue from OUT/checkpoint.pt.")] = False,
+    force: Annotated[
+        bool, typer.Option(help="Start over in an OUT that already holds a run, replacing it.")
+    ] = False,
 ) -> None:
     """Train a learned method (self-supervised) with checkpoints and early stopping."""
     from feasnet.data import storage
-    from feasnet.methods import get_method
+    from feasnet.data.presets import get_preset, scenario_family
+    from feasnet.methods import get_method, method_family
+    from feasnet.run_folder import check_run_folder
     from feasnet.train import TrainConfig, train
 
+    # every argument is checked before any data is generated or any file is written
     config = get_method(method)
     if (preset is None) == (data is None):
         raise UserError("give exactly one of --preset (generate data) or --data (an HDF5 file)")
+    if resume and force:
+        raise UserError("give at most one of --resume (continue) and --force (start over)")
+    _check_device(device)
+    train_config = TrainConfig(
+        epochs=epochs,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        seed=seed,
+        device=device,
+        threads=threads,
+    )
+    if data is not None:
+        family, source = storage.read_info(data).family, f"--data {data}"
+    else:
+        family, source = scenario_family(get_preset(preset or "")), f"--preset {preset}"
+    if method_family(config) != family:
+        raise UserError(
+            f"method: {config.name} is a {method_family(config)} method, but {source} is "
+            f"{family}; choose a {family} method (feasnet methods)"
+        )
+    check_run_folder(out, resume, force, "the training run")
+    if resume and not (out / "checkpoint.pt").exists():
+        err_console.print(
+            f"[yellow]note:[/] {out} holds no checkpoint.pt yet; starting a new training",
+            highlight=False,
+        )
     if data is None:
         from feasnet.bench.comparison import ensure_dataset
 
-        data = ensure_dataset(
-            out, preset or "", samples or DEFAULT_TRAIN_SAMPLES, seed, console.print
-        )
+        data = ensure_dataset(out, preset or "", samples, seed, console.print, force=force)
     train_set, validation_set, info = storage.read_training_splits(data)
     summary = train(
         config,
         train_set,
         validation_set,
         out,
-        TrainConfig(
-            epochs=epochs,
-            batch_size=batch_size,
-            learning_rate=learning_rate,
-            seed=seed,
-            device=device,
-        ),
+        train_config,
         resume=resume,
+        force=force,
         metadata={"scenario": info.scenario.model_dump(mode="json"), "data": str(data)},
         log=console.print,
     )
     console.print(f"best epoch {summary['best_epoch']}; model: {out / 'model.pt'}")
-
-
-DEFAULT_TRAIN_SAMPLES = 20_000
-"""Instances generated by ``feasnet train --preset`` unless --samples says otherwise."""
 
 
 @app.command("solve")
@@ -408,11 +545,23 @@ def bench(
             "miso-snr (survey Fig. 4) or miso-nakagami (survey Fig. 5)."
         ),
     ] = "default",
-    preset: Annotated[str | None, typer.Option(help="Scenario preset.")] = None,
-    samples: Annotated[int | None, typer.Option(help="Instances to generate (all splits).")] = None,
+    preset: Annotated[
+        str | None, typer.Option(help="Power-control preset (default and classical suites).")
+    ] = None,
+    samples: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Instances to generate, all splits (default: the preset's count; the table2 "
+            "and MISO suites have their own).",
+        ),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Data and training seed.")] = 0,
     methods: Annotated[str | None, typer.Option(help="Comma-separated method names.")] = None,
-    epochs: Annotated[int | None, typer.Option(help="Maximal training epochs.")] = None,
+    epochs: Annotated[
+        int | None,
+        typer.Option(min=1, help="Maximal training epochs (default: the suite's)."),
+    ] = None,
     configs: Annotated[
         str | None, typer.Option(help="table2 suite: comma-separated IDs (default 1-8).")
     ] = None,
@@ -420,18 +569,34 @@ def bench(
         str | None,
         typer.Option(help="miso suites: comma-separated sweep values (default: all)."),
     ] = None,
-    workers: Annotated[int | None, typer.Option(help="Worker processes (default: cores).")] = None,
+    workers: Annotated[int | None, typer.Option(min=1, help=WORKERS_HELP)] = None,
     out: Annotated[
         Path | None, typer.Option(help="Run folder (default runs/<suite>-<preset>-<time>).")
     ] = None,
+    resume: Annotated[
+        bool, typer.Option(help="Continue the run in OUT, reusing its finished results.")
+    ] = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            help="Use an OUT that holds another run, replacing results made for other settings."
+        ),
+    ] = False,
 ) -> None:
     """Run a benchmark suite; prints a table and writes results.json/csv, report.md, a PNG."""
     from feasnet import solvers
     from feasnet.bench import comparison
-    from feasnet.methods import METHODS
-    from feasnet.train import TrainConfig
+    from feasnet.data.presets import get_preset, scenario_family
+    from feasnet.methods import METHODS, method_family
+    from feasnet.run_folder import check_run_folder
 
+    if resume and force:
+        raise UserError("give at most one of --resume (continue) and --force (replace)")
+    workers = _workers(workers)
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    power_control_methods = set(solvers.available(family="power-control")) | {
+        name for name, config in METHODS.items() if method_family(config) == "power-control"
+    }
     if suite.startswith("miso"):
         from feasnet.bench import miso as miso_bench
 
@@ -439,6 +604,8 @@ def bench(
             raise UserError(
                 f"suite: unknown suite {suite!r}; MISO suites: {', '.join(miso_bench.SWEEPS)}"
             )
+        if preset is not None:
+            raise UserError(f"preset: the {suite} suite sweeps its own presets; use --points")
         try:
             values = tuple(float(v) for v in points.split(",")) if points else None
         except ValueError as exc:
@@ -449,6 +616,7 @@ def bench(
             set(solvers.available(family="miso")) | set(miso_bench.LEARNED_METHODS),
         )
         run_dir = out or Path("runs") / f"{suite}-{stamp}"
+        check_run_folder(run_dir, resume, force, "the benchmark")
         console.print(f"[bold]feasnet bench[/] suite={suite} -> {run_dir}")
         miso_bench.run(
             suite,
@@ -460,16 +628,24 @@ def bench(
             train_config=miso_bench.default_train_config(epochs, seed),
             values=values,
             log=console.print,
+            force=force,
         )
         return
     if suite == "table2":
         from feasnet.bench import table2
 
-        ids = tuple(int(k) for k in configs.split(",")) if configs else table2.ALL_CONFIGS
+        if preset is not None:
+            raise UserError("preset: the table2 suite runs its own presets; use --configs")
+        try:
+            ids = tuple(int(k) for k in configs.split(",")) if configs else table2.ALL_CONFIGS
+        except ValueError as exc:
+            raise UserError(f"configs: expected comma-separated IDs 1-8, got {configs!r}") from exc
         bad = [k for k in ids if k not in table2.ALL_CONFIGS]
         if bad:
             raise UserError(f"configs: Table II has IDs 1-8, got {bad}")
+        chosen = _method_list(methods, table2.DEFAULT_METHODS, power_control_methods)
         run_dir = out or Path("runs") / f"table2-{stamp}"
+        check_run_folder(run_dir, resume, force, "the benchmark")
         console.print(f"[bold]feasnet bench[/] suite=table2 configs={ids} -> {run_dir}")
         table2.run(
             run_dir,
@@ -478,12 +654,9 @@ def bench(
             seed=seed,
             workers=workers,
             configs=ids,
-            methods=(
-                tuple(m.strip().lower() for m in methods.split(","))
-                if methods
-                else table2.DEFAULT_METHODS
-            ),
+            methods=chosen,
             log=console.print,
+            force=force,
         )
         return
     suites = {"default": comparison.DEFAULT_METHODS, "classical": comparison.CLASSICAL_METHODS}
@@ -493,9 +666,14 @@ def bench(
             "miso-snr, miso-nakagami"
         )
     preset = preset or comparison.DEFAULT_PRESET
-    samples = samples if samples is not None else DEFAULT_BENCH_SAMPLES.get(preset)
-    chosen = _method_list(methods, suites[suite], set(solvers.SOLVERS) | set(METHODS))
+    if scenario_family(get_preset(preset)) != "power-control":
+        raise UserError(
+            f"preset: {preset} is a MISO preset, but the {suite} suite compares power-control "
+            "methods; use --suite miso-snr or miso-nakagami for MISO"
+        )
+    chosen = _method_list(methods, suites[suite], power_control_methods)
     run_dir = out or Path("runs") / f"{suite}-{preset}-{stamp}"
+    check_run_folder(run_dir, resume, force, "the benchmark")
     console.print(f"[bold]feasnet bench[/] suite={suite} preset={preset} -> {run_dir}")
     comparison.run(
         run_dir,
@@ -505,7 +683,8 @@ def bench(
         methods=chosen,
         workers=workers,
         log=console.print,
-        train_config=TrainConfig(epochs=epochs or 20, seed=seed),
+        train_config=TrainConfig(epochs=epochs or TRAIN_DEFAULTS.epochs, seed=seed),
+        force=force,
     )
 
 
@@ -518,10 +697,6 @@ def _method_list(methods: str | None, default: tuple[str, ...], known: set[str])
             f"methods: unknown {', '.join(unknown)}; choose from {', '.join(sorted(known))}"
         )
     return chosen
-
-
-DEFAULT_BENCH_SAMPLES: dict[str, int] = {"small": 10_000}
-"""Instances generated by ``feasnet bench`` per preset (the test split is 5 % of them)."""
 
 
 def main() -> None:  # pragma: no cover - console entry point

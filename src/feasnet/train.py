@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
 
 from feasnet.atomic import atomic_path, write_text
 from feasnet.methods import build_model, config_from_dict, method_family
@@ -33,29 +32,12 @@ from feasnet.problems import power_control as pc
 from feasnet.problems.instances import PowerControlInstances
 from feasnet.problems.miso import MisoInstances
 from feasnet.progress import progress_bar
+from feasnet.run_folder import RunFolderError
 from feasnet.solvers.result import AllocationResult, BeamformingResult, Result
+from feasnet.train_config import TrainConfig
 
 MODEL_FORMAT = "feasnet-power-control-model"
 MODEL_FORMAT_VERSION = 1
-
-
-class TrainConfig(BaseModel):
-    """Optimization settings (paper: Adam, lr 1e-3, decay 0.99, 20 epochs, batch 10).
-
-    We use batch 64 instead of the paper's 10: on a CPU the per-step overhead dominates at
-    batch 10, and 64 trains as well per epoch while running several times faster.
-    """
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-    epochs: int = Field(20, ge=1)
-    batch_size: int = Field(64, ge=2)
-    learning_rate: float = Field(1e-3, gt=0)
-    lr_decay: float = Field(0.99, gt=0, le=1)
-    patience: int = Field(6, ge=1, description="epochs without improvement before stopping")
-    max_train_samples: int | None = Field(None, ge=1)
-    seed: int = 0
-    device: str = "cpu"
-    threads: int | None = Field(None, ge=1)
 
 
 Instances = PowerControlInstances | MisoInstances
@@ -130,6 +112,7 @@ def train(
     resume: bool = False,
     metadata: dict[str, Any] | None = None,
     log: Callable[[str], None] = print,
+    force: bool = False,
 ) -> dict[str, Any]:
     """Train ``method`` and write the run folder; returns the final summary.
 
@@ -143,8 +126,21 @@ def train(
         resume: continue from ``out_dir/checkpoint.pt`` if it exists.
         metadata: extra primitives stored in ``model.pt`` (e.g. the scenario).
         log: where progress lines go.
+        force: start over in a folder that already holds a run (its files are replaced).
+
+    Raises:
+        RunFolderError: ``out_dir`` holds a run (``checkpoint.pt`` or ``model.pt``) and neither
+            ``resume`` nor ``force`` is set.
+        ValueError: resuming a checkpoint of another method or model size.
     """
     config = config or TrainConfig()
+    checkpoint_path, model_path = out_dir / "checkpoint.pt", out_dir / "model.pt"
+    held = [p.name for p in (checkpoint_path, model_path) if p.exists()]
+    if held and not (resume or force):
+        raise RunFolderError(
+            f"out: {out_dir} already holds a training run ({', '.join(held)}); pass --resume "
+            "to continue it or --force to start over and replace it"
+        )
     if config.threads:
         torch.set_num_threads(config.threads)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -166,7 +162,6 @@ def train(
     scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=config.lr_decay)
     ranges = scalar_ranges(train_set, model.range_fields)
     extra = {"metadata": metadata or {}, "train_config": config.model_dump(mode="json")}
-    checkpoint_path, model_path = out_dir / "checkpoint.pt", out_dir / "model.pt"
 
     start_epoch, history = 0, []
     best: tuple[float, float] = (-math.inf, -math.inf)
@@ -176,7 +171,13 @@ def train(
             raise ValueError(
                 f"resume: {checkpoint_path} was written for another method configuration"
             )
-        model.load_state_dict(state["model"])
+        try:
+            model.load_state_dict(state["model"])
+        except RuntimeError as exc:
+            raise ValueError(
+                f"resume: {checkpoint_path} holds a model of another size than the one built "
+                f"for this data ({model.size()}); use another --out, or --force to start over"
+            ) from exc
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         torch.set_rng_state(state["rng"])

@@ -210,7 +210,7 @@ def _build_presets() -> dict[str, Scenario | MisoScenario]:
             num_bs=3,
             num_channels=2,
             min_rate=2.5e6,
-            num_samples=2000,
+            num_samples=10_000,
             description="small path-loss network for quick runs: 3 BSs, 2 channels, 2.5 Mbit/s",
         )
     )
