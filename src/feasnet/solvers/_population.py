@@ -10,9 +10,7 @@ linear_constraints`).
 
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -20,25 +18,6 @@ from torch import Tensor
 
 from feasnet.problems import power_control as pc
 from feasnet.problems.instances import PowerControlInstances
-
-
-@contextlib.contextmanager
-def torch_threads(threads: int) -> Iterator[None]:
-    """Run the body with ``threads`` torch intra-op threads, restoring the count afterwards.
-
-    The tensors of these heuristics are small (thousands of elements); on the 2-core
-    development machine, under load from other processes, one thread ran elementwise ops such
-    as ``log2`` two orders of magnitude faster than two (thread synchronization dominates).
-    """
-    previous = torch.get_num_threads()
-    if threads == previous:
-        yield
-        return
-    torch.set_num_threads(max(1, threads))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def to_power(x: Tensor, instances: PowerControlInstances) -> Tensor:

@@ -64,8 +64,9 @@ from torch import Tensor
 
 from feasnet.problems import power_control as pc
 from feasnet.problems.instances import PowerControlInstances
-from feasnet.solvers._population import RayRepair, sum_rate_many, to_normalized, torch_threads
+from feasnet.solvers._population import RayRepair, sum_rate_many, to_normalized
 from feasnet.solvers.result import AllocationResult
+from feasnet.threads import intra_op_threads, single_thread_worker
 
 DEFAULT_ITERATIONS = 50
 """Maximum Frank-Wolfe iterations (paper, sec. VII)."""
@@ -320,10 +321,6 @@ def _refine_job(
     return _refine64(*args)
 
 
-def _single_thread() -> None:
-    torch.set_num_threads(1)
-
-
 def refine(
     power: Tensor,
     instances: PowerControlInstances,
@@ -377,7 +374,7 @@ def refine(
     n = inst64.num_instances
     chunks = 1 if workers is None else max(1, min(int(workers), n // _MIN_PER_WORKER))
     if chunks <= 1:
-        with torch_threads(1):
+        with intra_op_threads(1):
             refined, used = _refine64(p64, inst64, iterations, threshold, a64, away_steps)
     else:
         bounds = np.linspace(0, n, chunks + 1).astype(int)
@@ -393,7 +390,7 @@ def refine(
             for lo, hi in itertools.pairwise(bounds.tolist())
         ]
         ctx = mp.get_context("spawn")
-        with ProcessPoolExecutor(chunks, mp_context=ctx, initializer=_single_thread) as pool:
+        with ProcessPoolExecutor(chunks, mp_context=ctx, initializer=single_thread_worker) as pool:
             parts = list(pool.map(_refine_job, jobs))
         refined = torch.cat([p[0] for p in parts])
         used = torch.cat([p[1] for p in parts])

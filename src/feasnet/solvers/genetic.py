@@ -57,9 +57,9 @@ from feasnet.solvers._population import (
     sum_rate_many,
     to_normalized,
     to_power,
-    torch_threads,
 )
 from feasnet.solvers.result import AllocationResult
+from feasnet.threads import intra_op_threads
 
 DEFAULT_POPULATION = 64
 DEFAULT_GENERATIONS = 300
@@ -309,7 +309,7 @@ def evolve(
     out = torch.full(tuple(inst64.gain.shape[:3]), math.nan, dtype=torch.float64)
     idx = torch.nonzero(feasible).flatten()
     gen = torch.Generator().manual_seed(int(seed))
-    with torch_threads(threads):
+    with intra_op_threads(threads):
         for lo in range(0, len(idx), chunk_size):
             part = idx[lo : lo + chunk_size]
             chunk_init = None if init64 is None else init64[part]
