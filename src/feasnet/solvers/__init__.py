@@ -5,15 +5,19 @@ Power control (:class:`~feasnet.problems.instances.PowerControlInstances`) solve
 solvers return a :class:`BeamformingResult`. ``solve(name, instances, workers=None, **options)``
 dispatches on the type of ``instances`` and then by name (``min-power`` exists in both
 families); modules are imported on first use so that ``import feasnet`` stays light.
+``executor=``, ``address=`` and ``checkpoint_dir=`` choose where per-instance solves run (see
+:mod:`feasnet.solvers.executor`).
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 from typing import Any, overload
 
 from feasnet.problems.instances import PowerControlInstances
 from feasnet.problems.miso import MisoInstances
+from feasnet.solvers.executor import executor_scope
 from feasnet.solvers.result import AllocationResult, BeamformingResult, Result
 
 SOLVERS: dict[str, tuple[str, str]] = {
@@ -80,13 +84,25 @@ def family_of(instances: Any) -> str:
 
 @overload
 def solve(
-    name: str, instances: PowerControlInstances, workers: int | None = None, **options: Any
+    name: str,
+    instances: PowerControlInstances,
+    workers: int | None = None,
+    executor: str | None = None,
+    address: str | None = None,
+    checkpoint_dir: str | os.PathLike[str] | None = None,
+    **options: Any,
 ) -> AllocationResult: ...
 
 
 @overload
 def solve(
-    name: str, instances: MisoInstances, workers: int | None = None, **options: Any
+    name: str,
+    instances: MisoInstances,
+    workers: int | None = None,
+    executor: str | None = None,
+    address: str | None = None,
+    checkpoint_dir: str | os.PathLike[str] | None = None,
+    **options: Any,
 ) -> BeamformingResult: ...
 
 
@@ -94,6 +110,9 @@ def solve(
     name: str,
     instances: PowerControlInstances | MisoInstances,
     workers: int | None = None,
+    executor: str | None = None,
+    address: str | None = None,
+    checkpoint_dir: str | os.PathLike[str] | None = None,
     **options: Any,
 ) -> Result:
     """Run the classical solver ``name`` (case-insensitive) on ``instances``.
@@ -101,6 +120,22 @@ def solve(
     The registry is chosen by the type of ``instances``: :data:`SOLVERS` for power control
     (returns :class:`AllocationResult`), :data:`MISO_SOLVERS` for MISO beamforming (returns
     :class:`BeamformingResult`).
+
+    Per-instance solvers (``gp``, ``sca``, MISO ``min-power``, ``wmmse``, ``wmmse-sdr``) run
+    through :func:`~feasnet.solvers.parallel.solve_each`:
+
+    * ``workers``: worker processes; ``None`` (the library default) or 1 solves in this
+      process. From a script, ``workers > 1`` needs ``if __name__ == "__main__":`` around the
+      calls (spawned workers re-import the main script); without it a
+      :class:`~feasnet.solvers.parallel.WorkerStartError` says so. With ``executor="ray"``
+      and no ``address``: the CPUs of the local Ray instance (default: all cores).
+    * ``executor``: ``"process"`` or ``"ray"``; ``None`` keeps the enclosing
+      :func:`~feasnet.solvers.executor.executor_scope` (default: local processes).
+    * ``address``: Ray cluster to join (``"host:port"`` or ``"auto"``; implies ``"ray"``).
+    * ``checkpoint_dir``: save finished chunks there and skip them on a rerun.
+
+    Batched solvers (power-control ``min-power``, ``fw``, ``ga``) ignore ``executor``,
+    ``address`` and ``checkpoint_dir``.
     """
     key = name.lower()
     if family_of(instances) == "miso":
@@ -109,14 +144,13 @@ def solve(
                 f"method: unknown MISO solver {name!r}; choose one of {', '.join(MISO_SOLVERS)}"
             )
         module_name, function, _ = MISO_SOLVERS[key]
-        beam_result: BeamformingResult = getattr(importlib.import_module(module_name), function)(
-            instances, workers=workers, **options
-        )
-        return beam_result
-    if key not in SOLVERS:
-        raise KeyError(f"method: unknown solver {name!r}; choose one of {', '.join(SOLVERS)}")
-    module = importlib.import_module(SOLVERS[key][0])
-    result: AllocationResult = module.solve(instances, workers=workers, **options)
+        run = getattr(importlib.import_module(module_name), function)
+    else:
+        if key not in SOLVERS:
+            raise KeyError(f"method: unknown solver {name!r}; choose one of {', '.join(SOLVERS)}")
+        run = importlib.import_module(SOLVERS[key][0]).solve
+    with executor_scope(executor, address, workers, checkpoint_dir):
+        result: Result = run(instances, workers=workers, **options)
     return result
 
 
