@@ -280,7 +280,7 @@ def marker_style(kind: str, timing: str, color: str) -> dict[str, Any]:
     }
 
 
-def _row_kind(row: Mapping[str, Any]) -> tuple[str, str]:
+def row_kind(row: Mapping[str, Any]) -> tuple[str, str]:
     """(kind, timing) of a row; older results without these keys: by name, per instance."""
     kind = row.get("kind") or method_kind(str(row.get("method", "")))
     return kind, row.get("timing") or "per instance"
@@ -296,7 +296,7 @@ def kind_legend(ax: Any, rows: Iterable[Mapping[str, Any]], **legend_kw: Any) ->
         ("learned", "per instance"): "learned, timed per instance",
         ("learned", "batched"): "learned, batched (batch time / n)",
     }
-    present = {_row_kind(r) for r in rows}
+    present = {row_kind(r) for r in rows}
     handles = [
         Line2D([], [], linestyle="none", markersize=7, **marker_style(k, t, "#444444"))
         for k, t in names
@@ -398,7 +398,7 @@ def method_chart(
                 color=c,
             )
             continue
-        kind, timing = _row_kind(row)
+        kind, timing = row_kind(row)
         ax.errorbar(
             [v],
             [y],
@@ -459,7 +459,7 @@ def method_chart(
     for y, (t, e, c, row) in enumerate(zip(t_values, t_errors, colors, rows, strict=True)):
         if not (math.isfinite(t) and t > 0):
             continue
-        kind, timing = _row_kind(row)
+        kind, timing = row_kind(row)
         err = [[min(e, 0.9 * t)], [e]] if math.isfinite(e) and e > 0 else None
         ax.errorbar(
             [t],
@@ -506,8 +506,8 @@ bar_chart = method_chart
 
 def x_offsets(count: int, span: float, log: bool = False) -> list[float]:
     """Small offsets (additive, or multiplicative on a log axis) that keep ``count`` overlapping
-    series apart: at most 3 % of ``span`` (the axis range, in decades of 2 for ``log``)."""
-    step = 0.03 * span / max(1, count - 1) if count > 1 else 0.0
+    series apart: spread evenly over 12 % of ``span`` (the axis range; in octaves for ``log``)."""
+    step = 0.12 * span / (count - 1) if count > 1 else 0.0
     raw = [(i - (count - 1) / 2) * step for i in range(count)]
     return [2.0**d for d in raw] if log else raw
 
