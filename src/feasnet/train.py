@@ -15,6 +15,8 @@ Training is self-supervised: the loss is the problem's own objective (the soft l
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import math
 import time
@@ -34,6 +36,7 @@ from feasnet.problems.miso import MisoInstances
 from feasnet.progress import progress_bar
 from feasnet.run_folder import RunFolderError
 from feasnet.solvers.result import AllocationResult, BeamformingResult, Result
+from feasnet.threads import intra_op_threads, model_work, threads_for
 from feasnet.train_config import TrainConfig
 
 MODEL_FORMAT = "feasnet-power-control-model"
@@ -103,6 +106,27 @@ def _save(payload: dict[str, Any], path: Path) -> None:
         torch.save(payload, tmp)
 
 
+def _under_thread_policy(train_fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Run ``train_fn`` with ``threads_for(training work, config.threads)`` torch threads.
+
+    The work is one training step of the method's model at the configured batch size (see
+    :func:`feasnet.threads.model_work`); the caller's thread setting is restored afterwards.
+    """
+    signature = inspect.signature(train_fn)
+
+    @functools.wraps(train_fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        arguments = signature.bind(*args, **kwargs).arguments
+        config = arguments.get("config") or TrainConfig()
+        probe = build_model(arguments["method"], arguments["train_set"])  # only to size it
+        work = model_work(probe, config.batch_size, training=True)
+        with intra_op_threads(threads_for(work, config.threads)):
+            return train_fn(*args, **kwargs)
+
+    return wrapper
+
+
+@_under_thread_policy
 def train(
     method: Any,
     train_set: Instances,
@@ -141,8 +165,6 @@ def train(
             f"out: {out_dir} already holds a training run ({', '.join(held)}); pass --resume "
             "to continue it or --force to start over and replace it"
         )
-    if config.threads:
-        torch.set_num_threads(config.threads)
     out_dir.mkdir(parents=True, exist_ok=True)
     device = torch.device(config.device)
     if len(validation_set) == 0:
@@ -302,16 +324,20 @@ def model_result(
     instances: Instances,
     guard: bool | None = None,
     name: str | None = None,
+    threads: int | None = None,
 ) -> Result:
     """Allocate with a trained model and package the float64-checked result.
 
     Infeasible instances carry the exact test's reason; samples the guard repaired say so.
-    Time per sample is the batch's wall time divided by its size.
+    Time per sample is the batch's wall time divided by its size. ``threads`` sets the torch
+    intra-op threads for the run (``None``: :func:`feasnet.threads.threads_for` the batch's
+    work, one thread unless the batch is very large); the caller's setting is restored.
     """
     model.check_size(instances)
-    output, fired, seconds = model.allocate(instances, guard=guard)
-    family = miso if isinstance(instances, MisoInstances) else pc
-    reasons = family.minimum_power(instances).reasons()
+    with intra_op_threads(threads_for(model_work(model, len(instances)), threads)):
+        output, fired, seconds = model.allocate(instances, guard=guard)
+        family = miso if isinstance(instances, MisoInstances) else pc
+        reasons = family.minimum_power(instances).reasons()
     messages = [
         reason or ("guard fired" if was_fixed else "")
         for reason, was_fixed in zip(reasons, fired.tolist(), strict=True)
