@@ -34,6 +34,15 @@ THREADS_HELP = (
     "torch intra-op threads for the learned models (default: chosen by work size; small "
     "batched work runs on one thread)."
 )
+EXECUTOR_HELP = (
+    "Where classical solves run: process (local worker processes) or ray (a local Ray "
+    "instance, or the cluster given by --address; needs feasnet[ray])."
+)
+ADDRESS_HELP = "Ray cluster to join (host:port or auto); implies --executor ray."
+DEFAULT_RTOL = 1e-6
+"""Relative tolerance of every float64 feasibility check unless --rtol says otherwise."""
+
+
 WORKERS_HELP = "Worker processes of the classical solvers (default: the available cores)."
 
 
@@ -472,23 +481,46 @@ def solve(
     ] = None,
     model: Annotated[Path | None, typer.Option(help="Trained model (run folder or .pt).")] = None,
     split: Annotated[str, typer.Option(help="Split to solve when SOURCE is HDF5.")] = "test",
-    workers: Annotated[int | None, typer.Option(help="Worker processes (default: cores).")] = None,
+    workers: Annotated[int | None, typer.Option(min=1, help=WORKERS_HELP)] = None,
+    executor: Annotated[str, typer.Option(help=EXECUTOR_HELP)] = "process",
+    address: Annotated[str | None, typer.Option(help=ADDRESS_HELP)] = None,
+    guard: Annotated[
+        bool | None,
+        typer.Option(
+            "--guard/--no-guard",
+            help="Move every allocation that fails the float64 check toward the strictly "
+            "interior anchor until it passes (default: the model's setting; off for "
+            "classical methods).",
+        ),
+    ] = None,
+    rtol: Annotated[
+        float, typer.Option(min=0.0, help="Relative tolerance of the float64 feasibility check.")
+    ] = DEFAULT_RTOL,
+    threads: Annotated[int | None, typer.Option(min=1, help=THREADS_HELP)] = None,
 ) -> None:
     """Solve every instance of a file; writes P, feasible, sum_rate, seconds (power control)
-    or V, feasible, wsr, seconds (MISO)."""
+    or V, feasible, wsr, seconds (MISO).
+
+    Classical solves run in chunks of instances; an interrupted solve resumes from the chunks
+    kept next to OUT (OUT.chunks/) when the same command runs again."""
+    import shutil
+
     from feasnet import solvers
     from feasnet.data import exchange, storage
     from feasnet.evaluate import evaluate
-    from feasnet.solvers.result import BeamformingResult
+    from feasnet.layers.guard import guard_result
+    from feasnet.solvers.result import BeamformingResult, with_tolerance
 
     if (method is None) == (model is None):
         raise UserError("give exactly one of --method (classical) or --model (trained)")
+    executor = _executor(executor, address, learned=model is not None)
     if source.suffix.lower() in {".h5", ".hdf5"}:
         instances, _ = storage.read_dataset(source, split)
     else:
         instances = exchange.load_npz(source)
+    chunks = out.with_name(out.name + ".chunks")
     if model is not None:
-        result = solve_with_model(model, instances)
+        result = solve_with_model(model, instances, guard=guard, threads=threads)
     else:
         family = solvers.family_of(instances)
         names = solvers.available(family=family)
@@ -498,8 +530,20 @@ def solve(
                 f"{', '.join(names)}"
                 " (learned methods are used through --model RUN_DIR)"
             )
-        result = solvers.solve(method, instances, workers=workers)
+        result = solvers.solve(
+            method,
+            instances,
+            workers=_workers(workers),
+            executor=executor,
+            address=address,
+            checkpoint_dir=chunks,
+        )
+        if guard:
+            result = guard_result(result, instances, rtol)
+    if rtol != result.rtol:
+        result = with_tolerance(result, instances, rtol)
     result.save_npz(out)
+    shutil.rmtree(chunks, ignore_errors=True)
     m = evaluate(result)
     infeasible = [i for i, msg in enumerate(result.messages) if msg]
     for i in infeasible[:10]:
@@ -518,7 +562,22 @@ def solve(
     )
 
 
-def solve_with_model(path: Path, instances):  # type: ignore[no-untyped-def]
+def _executor(executor: str, address: str | None, learned: bool = False) -> str:
+    """The executor a command runs classical solves on: ``--executor``, or ``ray`` when only
+    ``--address`` is given. Trained models run batched in this process."""
+    if executor not in {"process", "ray"}:
+        raise UserError(f"executor: expected process or ray, got {executor!r}")
+    if learned and (executor != "process" or address is not None):
+        raise UserError(
+            "executor: a trained model runs batched in this process; --executor and "
+            "--address apply to classical methods"
+        )
+    return "ray" if address is not None else executor
+
+
+def solve_with_model(  # type: ignore[no-untyped-def]
+    path: Path, instances, guard: bool | None = None, threads: int | None = None
+):
     """Run a trained model on instances; warns outside the training distribution."""
     import warnings
 
@@ -531,7 +590,7 @@ def solve_with_model(path: Path, instances):  # type: ignore[no-untyped-def]
         warn_if_outside_training(payload, instances)
     for w in caught:
         err_console.print(f"[yellow]warning:[/] {w.message}", highlight=False)
-    return model_result(net, instances)
+    return model_result(net, instances, guard=guard, threads=threads)
 
 
 # ------------------------------------------------------------------------------ bench

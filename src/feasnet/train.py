@@ -300,8 +300,11 @@ def load_model(path: Path) -> tuple[Any, dict[str, Any]]:
         raise FileNotFoundError(f"model: {path} does not exist (train one with `feasnet train`)")
     try:
         payload = torch.load(path, weights_only=True, map_location="cpu")
-    except Exception as exc:
-        raise ValueError(f"model: {path} is not a feasnet model file ({exc})") from exc
+    except Exception as exc:  # torch's text may advise weights_only=False: never for any file
+        raise ValueError(
+            f"model: {path} is not a feasnet model file (it cannot be read as plain tensors "
+            f"and values: {type(exc).__name__})"
+        ) from None
     if not isinstance(payload, dict) or payload.get("format") != MODEL_FORMAT:
         raise ValueError(f"model: {path} is not a feasnet model file")
     method = config_from_dict(payload["method"])

@@ -41,6 +41,7 @@ from feasnet.problems.power_control import (
     is_feasible,
     scale_toward_anchor,
 )
+from feasnet.solvers.result import AllocationResult, BeamformingResult, Result
 
 STEP_FRACTIONS = (1.0, 1.0 - 1e-9, 1.0 - 1e-6, 1.0 - 1e-3, 0.9, 0.5, 0.0)
 """Fractions of the ray-scaled step tried in turn (0: the anchor itself)."""
@@ -240,3 +241,50 @@ class FeasibilityGuard(nn.Module):
 
     def extra_repr(self) -> str:
         return f"rtol={self.rtol}, anchor_fraction={self.anchor_fraction}"
+
+
+def guard_result(
+    result: Result,
+    instances: PowerControlInstances | miso.MisoInstances,
+    rtol: float = DEFAULT_RTOL,
+) -> Result:
+    """Apply :func:`guard` to a finished result (any method, classical or learned).
+
+    Allocations that fail the float64 check at ``rtol`` (NaN rows of a failed solve included,
+    which start from the zero allocation) move toward the strictly interior anchor until they
+    pass; their message gains "guard fired". Instances without any feasible point keep their
+    allocation and message. The guard's time is not added to ``seconds``.
+    """
+    if isinstance(result, BeamformingResult):
+        x = torch.as_tensor(result.beams, dtype=torch.complex128)
+        inst: PowerControlInstances | miso.MisoInstances = instances.to(torch.complex128, "cpu")
+        finite = torch.isfinite(torch.view_as_real(x)).flatten(1).all(dim=1)
+    else:
+        inst = instances.to(torch.float64, "cpu")
+        x = torch.as_tensor(result.power, dtype=torch.float64) / inst.pmax[:, None, None]
+        finite = torch.isfinite(x).flatten(1).all(dim=1)
+    x = torch.where(finite[:, None, None], x, torch.zeros_like(x))
+    guarded = guard(x, inst, rtol=rtol)
+    messages = [
+        f"{message}; guard fired".lstrip("; ") if fired and not unfixable else message
+        for message, fired, unfixable in zip(
+            result.messages, guarded.fired.tolist(), guarded.unfixable.tolist(), strict=True
+        )
+    ]
+    if isinstance(result, BeamformingResult):
+        assert isinstance(inst, miso.MisoInstances)
+        out: Result = BeamformingResult.from_beams(
+            result.method, guarded.x, inst, result.seconds, messages, rtol
+        )
+    else:
+        assert isinstance(inst, PowerControlInstances)
+        out = AllocationResult.from_power(
+            result.method,
+            guarded.x * inst.pmax[:, None, None],
+            inst,
+            result.seconds,
+            messages,
+            rtol,
+        )
+    out.converged = result.converged
+    return out

@@ -260,3 +260,24 @@ class BeamformingResult:
 Result = AllocationResult | BeamformingResult
 """Either family's result; :mod:`feasnet.evaluate` reads ``objective``, ``feasible`` and
 ``seconds`` only."""
+
+
+def with_tolerance(
+    result: Result, instances: PowerControlInstances | miso.MisoInstances, rtol: float
+) -> Result:
+    """``result`` checked again in float64 at relative tolerance ``rtol`` (same allocations,
+    times, messages and optional extras); ``instances`` are the ones it was solved for."""
+    extras = {key: getattr(result, key) for key in OPTIONAL_KEYS}
+    if isinstance(result, BeamformingResult):
+        assert isinstance(instances, miso.MisoInstances)
+        checked: Result = BeamformingResult.from_beams(
+            result.method, result.beams, instances, result.seconds, result.messages, rtol
+        )
+    else:
+        assert isinstance(instances, PowerControlInstances)
+        checked = AllocationResult.from_power(
+            result.method, result.power, instances, result.seconds, result.messages, rtol
+        )
+    for key, value in extras.items():
+        setattr(checked, key, value)
+    return checked
