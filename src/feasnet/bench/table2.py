@@ -139,7 +139,11 @@ def _base_row(config: int) -> dict[str, Any]:
 
 def _fill_ours(row: dict[str, Any], methods: Sequence[str], metrics: dict[str, Any]) -> None:
     """Our columns: ``<method>_sum_rate_mbps``, ``_violation_probability``, ``_time_ms``,
-    ``_percent_of_gp`` (NaN where the method did not run or GP is missing)."""
+    ``_percent_of_gp`` (NaN where the method did not run or GP is missing), each with its
+    standard error in ``<column>_se``; ``<method>_num_not_converged`` (None where the method
+    does not report convergence), ``<method>_kind`` and ``<method>_timing``.
+
+    ``metrics`` must have been evaluated with GP as the reference (the ratio's error)."""
     gp = metrics.get(BASELINE)
     gp_rate = gp.mean_objective if gp is not None else math.nan
     for m in methods:
@@ -151,6 +155,18 @@ def _fill_ours(row: dict[str, Any], methods: Sequence[str], metrics: dict[str, A
         )
         row[f"{m}_time_ms"] = 1e3 * got.time_per_sample if got is not None else math.nan
         row[f"{m}_percent_of_gp"] = 100.0 * rate / gp_rate if gp_rate > 0 else math.nan
+        nan = math.nan
+        row[f"{m}_sum_rate_mbps_se"] = got.objective_standard_error / 1e6 if got else nan
+        row[f"{m}_violation_probability_se"] = got.violation_standard_error if got else nan
+        row[f"{m}_time_ms_se"] = 1e3 * got.time_standard_error if got else nan
+        row[f"{m}_percent_of_gp_se"] = (
+            100.0 * got.ratio_standard_error if got is not None and gp_rate > 0 else nan
+        )
+        row[f"{m}_num_not_converged"] = got.num_not_converged if got is not None else None
+        row[f"{m}_kind"] = report.method_kind(m)
+        row[f"{m}_timing"] = (
+            None if got is None else ("batched" if got.batched_timing else "per instance")
+        )
 
 
 def run(
@@ -227,6 +243,7 @@ def run(
                 log=log,
                 train_config=train_config,
                 force=force,
+                reference=BASELINE,
             )
         except GenerationError as error:
             row["status"] = f"not generated: {error}"
@@ -238,10 +255,15 @@ def run(
         _fill_ours(row, methods, {m.method: m for m in metrics})
         rows.append(row)
     write_outputs(
-        out_dir, rows, methods, samples=samples, epochs=epochs, seed=seed, workers=workers
+        out_dir,
+        rows,
+        methods,
+        samples=samples,
+        epochs=epochs,
+        seed=seed,
+        workers=workers,
+        log=log,
     )
-    log(markdown_tables(rows, methods))
-    log(f"wrote {out_dir}/table2.json, table2.csv, table2.md, table2.png")
     return rows
 
 
@@ -259,10 +281,20 @@ def _fmt_time(value: Any) -> str:
 
 
 def _label(row: dict[str, Any]) -> str:
+    n = row.get("num_test_instances") or "-"
     return (
         f"| {row['config']} | {row['num_bs']} | {row['num_users']} | {row['quota']} | "
-        f"{row['target_mbps']:g} |"
+        f"{row['target_mbps']:g} | {n} |"
     )
+
+
+def _with_se(row: dict[str, Any], key: str, fmt: Any) -> str:
+    """``fmt(row[key])`` with ``± fmt(row[key_se])`` when that error is known and > 0."""
+    text = fmt(row.get(key))
+    se = row.get(f"{key}_se")
+    if text != "-" and isinstance(se, int | float) and math.isfinite(se) and se > 0:
+        text += f" ± {fmt(se)}"
+    return text
 
 
 def _table(
@@ -271,12 +303,15 @@ def _table(
     paper: list[tuple[str, str]],
     fmt: Any,
 ) -> str:
-    """Markdown table: config columns, then ``(key, header)`` columns of ours and the paper's."""
-    head = "| ID | B | U | Q | target [Mbit/s] | " + " | ".join(h for _, h in ours + paper) + " |"
-    sep = "|---:|---:|---:|---:|---:|" + "---:|" * (len(ours) + len(paper))
+    """Markdown table: config columns (``n`` = our test instances), then ``(key, header)``
+    columns of ours (mean ± standard error) and the paper's."""
+    head = (
+        "| ID | B | U | Q | target [Mbit/s] | n | " + " | ".join(h for _, h in ours + paper) + " |"
+    )
+    sep = "|---:|---:|---:|---:|---:|---:|" + "---:|" * (len(ours) + len(paper))
     lines = [head, sep]
     for row in rows:
-        cells = [fmt(row.get(k)) if row["status"] == "ok" else "n/a" for k, _ in ours]
+        cells = [_with_se(row, k, fmt) if row["status"] == "ok" else "n/a" for k, _ in ours]
         cells += [fmt(row.get(k)) for k, _ in paper]
         lines.append(_label(row) + " " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -302,6 +337,16 @@ def markdown_tables(rows: list[dict[str, Any]], methods: Sequence[str]) -> str:
             lambda v: _fmt(v, ".4f"),
         ),
     ]
+    if any(r.get(f"{m}_num_not_converged") is not None for r in rows for m in methods):
+        parts += [
+            "### Test instances not converged",
+            _table(
+                rows,
+                [(f"{m}_num_not_converged", m) for m in methods],
+                [],
+                lambda v: "-" if v is None else str(v),
+            ),
+        ]
     failed = [r for r in rows if r["status"] != "ok"]
     if failed:
         parts.append(
@@ -319,8 +364,10 @@ def write_outputs(
     epochs: int,
     seed: int,
     workers: int | None,
-) -> None:
-    """Write ``table2.json``, ``table2.csv``, ``table2.md`` and ``table2.png`` atomically."""
+    log: Any = None,
+) -> list[Path]:
+    """Write ``table2.json``, then (:func:`render`) ``table2.csv``, ``table2.md`` and
+    ``table2.png`` atomically; ``log`` (if given) gets the Markdown tables."""
     clean = [{k: _nan_to_none(v) for k, v in row.items()} for row in rows]
     payload = {
         "suite": "table2",
@@ -343,89 +390,181 @@ def write_outputs(
         "rows": clean,
     }
     report.write_json(out_dir / "table2.json", payload)
+    return [out_dir / "table2.json", *render(out_dir, payload, log=log, subfolders=False)]
+
+
+def render(
+    out_dir: Path, payload: dict[str, Any], log: Any = None, subfolders: bool = True
+) -> list[Path]:
+    """Write ``table2.csv``, ``table2.md`` and ``table2.png`` from a ``table2.json`` payload.
+
+    With ``subfolders`` the per-configuration reports (``table2-K/``, each a comparison run
+    with its own ``results.json``) are re-rendered too. Returns the files written.
+    """
+    rows = [dict(r) for r in payload.get("rows") or []]
+    methods = list(payload.get("methods") or [])
+    samples = payload.get("samples_per_config")
+    epochs = payload.get("epochs")
+    written: list[Path] = []
+    if subfolders:
+        for row in rows:
+            folder = out_dir / str(row.get("preset", ""))
+            if row.get("status") == "ok" and (folder / "results.json").is_file():
+                sub = report.read_json(folder / "results.json")
+                written += comparison.write_reports(folder, sub, log=log or (lambda *a: None))
+    csv_path, md_path, png_path = (out_dir / f"table2.{ext}" for ext in ("csv", "md", "png"))
     if rows:
-        report.write_csv(out_dir / "table2.csv", clean)
+        report.write_csv(csv_path, rows)
     else:
-        write_text(out_dir / "table2.csv", "")
+        write_text(csv_path, "")
+    samples_text = f"{samples:,}" if isinstance(samples, int) else "?"
+    tables = markdown_tables(rows, methods)
     write_text(
-        out_dir / "table2.md",
+        md_path,
         "# Table II of the power-control paper, reproduced\n\n"
-        f"{samples:,} feasible instances per configuration (90/5/5 % train/validation/test, "
-        f"results on the test split), at most {epochs} training epochs, seed {seed}. "
-        "Learned methods run batched over the test split (time per sample = batch time / "
-        "instances); classical solvers time each instance. The paper's columns are copied "
-        "from its Table II (100,000 samples, 20 epochs, its own machine and path-loss "
-        "constants).\n\n"
-        f"{COMPARABILITY_NOTE}\n\n{markdown_tables(rows, methods)}\n\n"
+        f"{samples_text} feasible instances per configuration (90/5/5 % train/validation/test, "
+        f"results on the test split, n instances), at most {epochs} training epochs, seed "
+        f"{payload.get('seed')}. Our cells are mean ± standard error over the n test "
+        "instances (% of GP: delta method on paired instances). Learned methods run batched "
+        "over the test split (time per sample = batch time / instances, no spread measured); "
+        "classical solvers time each instance. The paper's columns are copied from its "
+        "Table II (100,000 samples, 20 epochs, its own machine and path-loss constants).\n\n"
+        f"{COMPARABILITY_NOTE}\n\n{tables}\n\n"
         "![table2](table2.png)\n",
     )
-    bar_chart(out_dir / "table2.png", rows, methods)
+    chart(png_path, rows, methods)
+    written += [csv_path, md_path, png_path]
+    if log is not None:
+        log(tables)
+        log(f"wrote {', '.join(str(p) for p in written)}")
+    return written
 
 
-def bar_chart(path: Path, rows: list[dict[str, Any]], methods: Sequence[str]) -> None:
-    """Two panels of grouped bars per configuration: sum rate, and time per sample (log).
+TABLE2_ZOOM_FLOOR = 75.0
+"""The % of GP panel zooms onto values at or above this (the paper's learned methods sit at
+81-100 % of its GP)."""
 
-    Our methods are solid bars; the paper's DIPNet / DEPNet / GP are hatched bars in the
-    colour of the same method of ours.
-    """
+
+def chart(path: Path, rows: list[dict[str, Any]], methods: Sequence[str]) -> None:
+    """Two panels per configuration: sum rate in % of GP (zoomed, standard-error bars) and
+    time per sample on a log axis, ours as points (square = classical, circle = learned;
+    hollow = timed per batch), the paper's DIPNet / DEPNet / GP as crosses in the colour of
+    the same method of ours."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import numpy as np
+    from matplotlib.lines import Line2D
 
-    colors = plt.get_cmap("tab10").colors
-    color = {m: colors[i % len(colors)] for i, m in enumerate(methods)}
-    for m in PAPER_METHODS:
-        color.setdefault(m, colors[len(color) % len(colors)])
-    series = [(m, f"ours: {m}", f"{m}_", False) for m in methods]
-    series += [(m, f"paper: {PAPER_LABELS[m]}", f"paper_{m}_", True) for m in PAPER_METHODS]
+    number = report.number
     x = np.arange(len(rows))
-    width = 0.85 / max(1, len(series))
-    fig, axes = plt.subplots(2, 1, figsize=(max(8.0, 1.6 * len(rows) + 4), 8.5), sharex=True)
+    series = [(m, False) for m in methods] + [(m, True) for m in PAPER_METHODS]
+    offsets = report.x_offsets(len(series), 0.75 / 0.12)  # spread over 0.75 of a slot
+    fig, axes = plt.subplots(2, 1, figsize=(max(9.0, 1.5 * len(rows) + 5), 9), sharex=True)
     panels = [
-        ("sum_rate_mbps", "mean sum rate [Mbit/s]\n(violating samples count as 0)", False),
-        ("time_ms", "time per sample [ms]", True),
+        ("percent_of_gp", "sum rate in % of GP\n(violating samples count as 0)", False),
+        ("time_ms", "time per sample [ms], log scale", True),
     ]
+    percents = [
+        number(row.get(f"{'paper_' if paper else ''}{m}_percent_of_gp"))
+        for row in rows
+        for m, paper in series
+        if paper or row.get("status") == "ok"
+    ]
+    lo, hi = report.zoom_limits(percents, floor=TABLE2_ZOOM_FLOOR)
     for ax, (key, label, log_axis) in zip(axes, panels, strict=True):
-        for i, (method, name, prefix, is_paper) in enumerate(series):
-            values = [
-                row.get(prefix + key, math.nan) if is_paper or row["status"] == "ok" else math.nan
-                for row in rows
-            ]
-            values = [v if v is not None and math.isfinite(v) else math.nan for v in values]
-            ax.bar(
-                x + (i - (len(series) - 1) / 2) * width,
-                values,
-                width,
-                label=name,
-                color=color[method],
-                alpha=0.45 if is_paper else 1.0,
-                hatch="//" if is_paper else None,
-                edgecolor="black" if is_paper else None,
-                linewidth=0.4,
-            )
+        for (method, paper), dx in zip(series, offsets, strict=True):
+            if paper and key == "percent_of_gp" and method == BASELINE:
+                continue  # the paper's GP in % of itself: 100 by definition
+            color = report.method_color(method)
+            for i, row in enumerate(rows):
+                if not paper and row.get("status") != "ok":
+                    continue
+                value = number(row.get(f"{'paper_' if paper else ''}{method}_{key}"))
+                if not math.isfinite(value):
+                    continue
+                if key == "percent_of_gp" and value < lo:  # off scale: mark the bottom edge
+                    ax.plot([i + dx], [lo], "v", color=color, markersize=7, clip_on=False)
+                    ax.annotate(
+                        f"{value:.0f}",
+                        (i + dx, lo),
+                        xytext=(0, 5),
+                        textcoords="offset points",
+                        ha="center",
+                        fontsize=6,
+                        color=color,
+                    )
+                    continue
+                if paper:
+                    ax.plot([i + dx], [value], "x", color=color, markersize=8, mew=2)
+                    continue
+                se = number(row.get(f"{method}_{key}_se"))
+                kind = row.get(f"{method}_kind") or report.method_kind(method)
+                timing = row.get(f"{method}_timing") or "per instance"
+                err = [[min(se, 0.9 * value)], [se]] if math.isfinite(se) and se > 0 else None
+                ax.errorbar(
+                    [i + dx],
+                    [value],
+                    yerr=err,
+                    capsize=2,
+                    linestyle="none",
+                    markersize=6,
+                    **report.marker_style(kind, timing, color),
+                )
         ax.set_ylabel(label)
+        ax.grid(axis="y", alpha=0.3)
         if log_axis:
             ax.set_yscale("log")
-        ax.grid(axis="y", alpha=0.3)
-    axes[0].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+        for boundary in x[:-1] + 0.5:
+            ax.axvline(boundary, color="#dddddd", lw=0.8)
+    axes[0].set_ylim(lo, hi)
+    if lo < 100 < hi:
+        axes[0].axhline(100, color="#999999", lw=0.8, ls=":")
+    handles = [
+        Line2D([], [], linestyle="none", marker="o", color=report.method_color(m), label=m)
+        for m in methods
+    ]
+    handles += [
+        Line2D(
+            [],
+            [],
+            linestyle="none",
+            marker="x",
+            mew=2,
+            color=report.method_color(m),
+            label=f"paper: {PAPER_LABELS[m]}",
+        )
+        for m in PAPER_METHODS
+    ]
+    axes[0].legend(handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    kind_rows = [
+        {"method": m, "kind": r.get(f"{m}_kind"), "timing": r.get(f"{m}_timing")}
+        for r in rows
+        for m in methods
+        if r.get("status") == "ok"
+    ]
+    report.kind_legend(axes[1], kind_rows, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     axes[1].set_xticks(
         x,
         [
             f"{r['config']}: B={r['num_bs']} Q={r['quota']}\n{r['target_mbps']:g} Mbit/s"
-            + ("" if r["status"] == "ok" else "\n(not run)")
+            + (f", n={r['num_test_instances']}" if r["status"] == "ok" else "\n(not run)")
             for r in rows
         ],
         fontsize=8,
     )
     axes[1].set_xlabel("Table II dataset ID")
     fig.suptitle(
-        "Table II: ours (solid) vs the paper (hatched); absolute rates depend on the "
-        "path-loss constants",
+        "Table II: ours (points, ± standard error) vs the paper (crosses)\n"
+        f"% of GP zoomed onto >= {TABLE2_ZOOM_FLOOR:g} %, values below marked at the bottom edge",
         fontsize=10,
     )
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=120, format="png")
     plt.close(fig)
+
+
+bar_chart = chart
+"""The former name of :func:`chart`."""
