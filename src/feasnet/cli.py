@@ -747,6 +747,19 @@ def bench(
     )
 
 
+@app.command("report")
+@_guarded
+def report_command(
+    run_dir: Annotated[Path, typer.Argument(help="Run folder written by `feasnet bench`.")],
+) -> None:
+    """Re-render a finished run's tables and plots from its results.json (or table2.json),
+    without solving or training anything."""
+    from feasnet.bench.report import rerender
+
+    written = rerender(run_dir, log=lambda text: console.print(text, markup=False))
+    console.print(f"re-rendered {len(written)} files in {run_dir}", highlight=False)
+
+
 def _method_list(methods: str | None, default: tuple[str, ...], known: set[str]) -> tuple[str, ...]:
     """The ``--methods`` list (lower-cased), or ``default``; unknown names are an input error."""
     chosen = tuple(m.strip().lower() for m in methods.split(",")) if methods else default
