@@ -10,7 +10,7 @@ instance) idle and with the neighbour. The neighbour is started and killed by th
 "Idle" means no neighbour of ours: other processes on the machine still count, so run it on a
 quiet machine for clean figures.
 
-    .venv/bin/python scripts/measure_threads.py            # about 2-3 min on 2 cores
+    .venv/bin/python scripts/measure_threads.py            # about 1 min on 2 cores
     .venv/bin/python scripts/measure_threads.py --quick    # under 2 min
 """
 
@@ -111,7 +111,7 @@ def main() -> None:
     parser.add_argument("--instances", type=int, default=512, help="instances to solve")
     parser.add_argument("--quick", action="store_true", help="fewer repetitions (< 2 min)")
     args = parser.parse_args()
-    reps, cli_reps = (5, 2) if args.quick else (15, 3)
+    reps, cli_reps = (5, 3) if args.quick else (15, 5)
 
     with tempfile.TemporaryDirectory(prefix="measure-threads-") as tmp:
         folder = Path(tmp)
