@@ -561,7 +561,7 @@ def training_curves(
         objective_label = "validation sum rate [Mbit/s]" if in_bits else "validation WSR [bit/s/Hz]"
 
     plt = _pyplot()
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.0))
+    fig, axes = plt.subplots(1, 3, figsize=(16.5, 4.0))
     panels = [
         ("train_loss", "training loss (mean over the epoch)", 1.0),
         ("validation_objective", objective_label, scale),
@@ -609,7 +609,7 @@ def training_curves(
         ax.grid(alpha=0.3)
         ax.xaxis.get_major_locator().set_params(integer=True)
     axes[2].set_ylim(bottom=-0.02)
-    axes[0].legend(fontsize=8)
+    axes[2].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0))
     fig.suptitle("training runs: one marker per epoch, star = best epoch (the model kept)")
     fig.tight_layout()
     _save(fig, Path(out_png))
