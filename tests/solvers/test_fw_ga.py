@@ -253,7 +253,14 @@ def test_infeasible_instance_is_reported(name: str) -> None:
     assert not result.feasible[1]
     assert result.messages[1].startswith("infeasible")
     assert result.feasible[[0, 2, 3]].all()
-    assert all(result.messages[i] == "" for i in (0, 2, 3))
+    # fw with 5 iterations may stop short of its gap threshold and says so
+    assert all(
+        result.messages[i] in ("",) or "not converged" in result.messages[i] for i in (0, 2, 3)
+    )
+    if name == "fw":
+        assert result.converged is not None and not result.converged[1]
+        for i in (0, 2, 3):
+            assert result.converged[i] == (result.messages[i] == "")
 
 
 def test_refine_leaves_infeasible_instances_unchanged() -> None:

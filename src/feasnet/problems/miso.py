@@ -404,6 +404,9 @@ class MinimumPower:
         qos_reachable: ``(N,)`` bool, some finite power meets every target.
         feasible: ``(N,)`` bool, reachable and ``power <= eta (Pmax - Pc)``.
         iterations: fixed-point iterations run on the batch.
+        out_of_range: ``(N,)`` bool, instances whose noise-normalized budget
+            ``max |h|^2 eta (Pmax - Pc) / sigma^2`` overflows float64; they are reported
+            infeasible without iterating (their SINRs cannot be evaluated). None: all False.
     """
 
     beams: Tensor
@@ -411,13 +414,25 @@ class MinimumPower:
     qos_reachable: Tensor
     feasible: Tensor
     iterations: int
+    out_of_range: Tensor | None = None
 
     def reasons(self) -> list[str]:
         """One human-readable line per instance (``""`` when feasible)."""
         out = []
-        for reachable, ok in zip(self.qos_reachable.tolist(), self.feasible.tolist(), strict=True):
+        flags = self.qos_reachable.tolist()
+        out_of_range = (
+            self.out_of_range.tolist() if self.out_of_range is not None else [False] * len(flags)
+        )
+        for reachable, ok, overflow in zip(
+            flags, self.feasible.tolist(), out_of_range, strict=True
+        ):
             if ok:
                 out.append("")
+            elif overflow:
+                out.append(
+                    "infeasible (outside float64 range): the noise-normalized budget "
+                    "max|h|^2 eta (pmax - pc) / noise overflows; rescale H and noise"
+                )
             elif not reachable:
                 out.append("infeasible: the SINR targets cannot be met at any power")
             else:
@@ -458,16 +473,24 @@ def minimum_power(
     """
     inst = instances.to(torch.complex128)
     n, k = len(inst), inst.num_users
-    # a_k = conj(h_k) / sigma so that h_k^T v = a_k^H v in noise-normalized units.
-    a = (inst.channel.conj() / torch.sqrt(inst.noise)[:, None, None]).transpose(1, 2)  # (N,Nt,K)
-    gram = a.conj().transpose(1, 2) @ a  # (N, K, K), R = A^H A
+    # a_k = conj(h_k) / sigma so that h_k^T v = a_k^H v in noise-normalized units, computed as
+    # scale * a_k with the largest amplitude of every instance's a at 1: the uplink powers and
+    # downlink powers below are those of the scaled channel, i.e. scale^2 times the true ones,
+    # so no product of channel entries can overflow or underflow (|h|^2 / sigma^2 may exceed
+    # the float64 range while the instance is perfectly well posed).
+    amplitude = inst.channel.abs().amax(dim=(1, 2))  # (N,) > 0 (validated)
+    a = (inst.channel.conj() / amplitude[:, None, None]).transpose(1, 2)  # (N, Nt, K)
+    log_scale = torch.log(amplitude) - 0.5 * torch.log(inst.noise)  # log of |a| max, (N,)
+    gram = a.conj().transpose(1, 2) @ a  # (N, K, K), R = A^H A of the scaled channel
     gamma = inst.sinr_min
     has_target = gamma > 0
     inv_gamma = torch.where(has_target, 1 / gamma.clamp(min=1e-300), torch.zeros_like(gamma))
     eye = torch.eye(k, dtype=gram.dtype, device=gram.device)
     lam = torch.zeros(n, k, dtype=torch.float64, device=gram.device)
-    budget = inst.transmit_budget
-    over_budget = torch.zeros(n, dtype=torch.bool, device=gram.device)
+    # budget in the scaled units (scale^2 times the true one); inf/0 when out of range is right
+    budget = inst.transmit_budget * torch.exp(2.0 * log_scale)
+    out_of_range = ~torch.isfinite(budget)  # SINRs overflow: decided before iterating
+    over_budget = out_of_range.clone()
     iterations = 0
     for iterations in range(1, max_iterations + 1):  # noqa: B007 - count is reported
         # diag of A^H (I + A L A^H)^{-1} A = R (I + L R)^{-1} = (I + R L)^{-1} R
@@ -501,6 +524,8 @@ def minimum_power(
     rhs = has_target.to(torch.float64)
     solution, info = torch.linalg.solve_ex(system, rhs.unsqueeze(2))
     p = solution.squeeze(2)
+    # users without a target get zero power: their direction does not matter
+    u = torch.where(has_target[:, None, :], u, torch.zeros_like(u))
     reachable = (
         (info == 0)
         & (lam.amax(dim=1) <= _DIVERGED)
@@ -509,16 +534,22 @@ def minimum_power(
         & (p >= -1e-9).all(dim=1)
     )
     p = torch.where(has_target, p.clamp(min=0), torch.zeros_like(p))
-    # a_k carries the 1/sigma, so these beams are already in sqrt(W)
-    beams = u * torch.sqrt(p).to(u.dtype)[:, None, :]
+    # true beams: the scaled channel needs scale^2 times the power, so divide by scale
+    beams = (
+        u * torch.sqrt(p).to(u.dtype)[:, None, :] * torch.exp(-log_scale).to(u.dtype)[:, None, None]
+    )
     beams = torch.where(reachable[:, None, None], beams, torch.full_like(beams, math.nan))
-    power = torch.where(reachable, transmit_power(beams), torch.full_like(p[:, 0], math.inf))
+    scaled_power = p.sum(dim=1)  # scale^2 times the true transmit power
+    true_power = torch.where(
+        scaled_power > 0, scaled_power * torch.exp(-2.0 * log_scale), torch.zeros_like(p[:, 0])
+    )
+    power = torch.where(reachable, true_power, torch.full_like(p[:, 0], math.inf))
     # stopped above the budget: infeasible, power known only as a lower bound
     stopped = over_budget & ~diverged
     beams = torch.where(stopped[:, None, None], torch.full_like(beams, math.nan), beams)
-    power = torch.where(stopped, lam.sum(dim=1), power)
+    power = torch.where(stopped, lam.sum(dim=1) * torch.exp(-2.0 * log_scale), power)
     reachable = reachable | stopped
-    feasible = reachable & ~stopped & (power <= budget)
+    feasible = reachable & ~stopped & ~out_of_range & (scaled_power <= budget)
     device = instances.device
     return MinimumPower(
         beams=beams.to(device),
@@ -526,6 +557,7 @@ def minimum_power(
         qos_reachable=reachable.to(device),
         feasible=feasible.to(device),
         iterations=iterations,
+        out_of_range=out_of_range.to(device),
     )
 
 

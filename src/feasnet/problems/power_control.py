@@ -247,20 +247,43 @@ class MinimumPower:
             equality; NaN for instances whose QoS targets are unreachable at any power.
         qos_reachable: ``(N,)`` bool, spectral radius of every ``B_q`` below 1.
         feasible: ``(N,)`` bool, QoS reachable and ``P_min`` within every BS budget.
-        spectral_radius: ``(N, Q)`` spectral radius of each ``B_q`` (feasible needs < 1).
+        spectral_radius: ``(N, Q)`` spectral radius of each ``B_q`` (feasible needs < 1);
+            ``inf`` where a QoS coefficient is not a finite float64 number.
+        overflow: ``(N, B, Q)`` bool, users whose minimum SINR ``2**(alpha / W) - 1`` or
+            whose QoS row (``B_q`` row, ``u_q`` entry) overflows float64; such a target is
+            unreachable. None when not computed (treated as all False).
+        gain_overflow: ``(N, B, Q)`` bool, users whose received power at full budget in noise
+            units, ``sum_c H[b, q, c] pmax / sigma^2``, overflows float64: their rates cannot
+            be evaluated, so no allocation of the instance can be checked and it is reported
+            infeasible. None when not computed (treated as all False).
     """
 
     power: Tensor
     qos_reachable: Tensor
     feasible: Tensor
     spectral_radius: Tensor
+    overflow: Tensor | None = None
+    gain_overflow: Tensor | None = None
 
     def reasons(self) -> list[str]:
         """One human-readable line per instance ("" when feasible)."""
         out = []
-        for reachable, ok in zip(self.qos_reachable.tolist(), self.feasible.tolist(), strict=True):
+        for i, (reachable, ok) in enumerate(
+            zip(self.qos_reachable.tolist(), self.feasible.tolist(), strict=True)
+        ):
             if ok:
                 out.append("")
+            elif (user := _first_user(self.gain_overflow, i)) is not None:
+                out.append(
+                    f"infeasible (outside float64 range): the received power of user (b={user[0]}, "
+                    f"q={user[1]}) at full budget in noise units, H*pmax/noise, overflows; "
+                    "rescale H and noise"
+                )
+            elif (user := _first_user(self.overflow, i)) is not None:
+                out.append(
+                    f"infeasible: rate target of user (b={user[0]}, q={user[1]}) unreachable: "
+                    "its minimum SINR 2^(alpha/W)-1 (or its QoS row) overflows float64"
+                )
             elif not reachable:
                 out.append(
                     "infeasible: the rate targets cannot be met at any power (rho(B_q) >= 1)"
@@ -270,6 +293,14 @@ class MinimumPower:
         return out
 
 
+def _first_user(mask: Tensor | None, index: int) -> tuple[int, int] | None:
+    """``(b, q)`` of the first True entry of ``mask[index]`` (``(N, B, Q)``), or None."""
+    if mask is None or not bool(mask[index].any()):
+        return None
+    b, q = torch.nonzero(mask[index])[0].tolist()
+    return int(b), int(q)
+
+
 def minimum_power(instances: PowerControlInstances) -> MinimumPower:
     """Componentwise-minimal QoS power ``P_min`` and the exact feasibility test (eqs. 25-26).
 
@@ -277,24 +308,55 @@ def minimum_power(instances: PowerControlInstances) -> MinimumPower:
     non-negative matrix ``B_q`` is below 1; any feasible ``P`` dominates ``P_min``
     componentwise, so the instance is feasible iff ``P_min`` fits every BS budget.
     Computed in float64 and returned in the instances' dtype.
+
+    Non-finite numbers never reach the eigenvalue solver (which can spin forever on them):
+    users without a target (``alpha = 0``) sit at zero power in ``P_min``, so their rows and
+    columns of ``B_q`` are dropped (set to 0, which changes neither ``P_min`` nor the spectral
+    radius); a user with a target whose minimum SINR ``beta`` or QoS row overflows (e.g.
+    ``alpha > ~1024 W``) needs infinite power, so its channel is unreachable and decided here
+    without any iteration. An instance whose noise-normalized gains ``H pmax / sigma^2``
+    overflow cannot be evaluated at all and is reported infeasible too (see
+    :attr:`MinimumPower.gain_overflow`).
     """
     inst64 = instances.to(torch.float64)
+    received = inst64.gain.sum(dim=3) * (inst64.pmax / inst64.noise)[:, None, None]  # (N, B, Q)
+    gain_overflow = ~torch.isfinite(received)
     b_mat, u = qos_matrices(inst64)  # (N, Q, B, B), (N, Q, B)
+    beta = min_sinr(inst64).transpose(1, 2)  # (N, Q, B)
+    has_target = beta != 0  # NaN/inf count as targets
+    pair = has_target[..., :, None] & has_target[..., None, :]
+    b_mat = torch.where(pair, b_mat, torch.zeros_like(b_mat))
+    u = torch.where(has_target, u, torch.zeros_like(u))
+    user_overflow = has_target & ~(
+        torch.isfinite(beta) & torch.isfinite(b_mat).all(dim=-1) & torch.isfinite(u)
+    )  # (N, Q, B)
+    finite_q = ~user_overflow.any(dim=-1)  # (N, Q)
+    b_safe = torch.where(finite_q[..., None, None], b_mat, torch.zeros_like(b_mat))
+    u_safe = torch.where(finite_q[..., None], u, torch.zeros_like(u))
     eye = torch.eye(inst64.num_bs, dtype=torch.float64, device=inst64.device)
-    radius = torch.linalg.eigvals(b_mat).abs().amax(dim=-1)  # (N, Q)
-    solution, info = torch.linalg.solve_ex(eye - b_mat, u.unsqueeze(-1))
+    radius = torch.linalg.eigvals(b_safe).abs().amax(dim=-1)  # (N, Q)
+    radius = torch.where(finite_q, radius, torch.full_like(radius, math.inf))
+    solution, info = torch.linalg.solve_ex(eye - b_safe, u_safe.unsqueeze(-1))
     solution = solution.squeeze(-1)  # (N, Q, B)
-    ok_q = (radius < 1.0) & (info == 0) & torch.isfinite(solution).all(-1) & (solution >= 0).all(-1)
+    ok_q = (
+        finite_q
+        & (radius < 1.0)
+        & (info == 0)
+        & torch.isfinite(solution).all(-1)
+        & (solution >= 0).all(-1)
+    )
     reachable = ok_q.all(dim=1)
     power = solution.transpose(1, 2)  # (N, B, Q)
     power = torch.where(reachable[:, None, None], power, torch.full_like(power, float("nan")))
     fits = (power.sum(dim=2) <= inst64.pmax[:, None]).all(dim=1)
-    feasible = reachable & fits
+    feasible = reachable & fits & ~gain_overflow.any(dim=(1, 2))
     return MinimumPower(
         power=power.to(instances.dtype),
         qos_reachable=reachable,
         feasible=feasible,
         spectral_radius=radius.to(instances.dtype),
+        overflow=user_overflow.transpose(1, 2),
+        gain_overflow=gain_overflow,
     )
 
 

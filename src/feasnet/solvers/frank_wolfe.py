@@ -55,6 +55,7 @@ import math
 import multiprocessing as mp
 import time
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
@@ -208,6 +209,48 @@ def _line_search(
     return best_step, best_value
 
 
+@dataclass(frozen=True)
+class Refined:
+    """Outcome of :func:`refine_with_status` for ``N`` instances.
+
+    Attributes:
+        power: ``(N, B, Q)`` refined powers [W].
+        iterations: ``(N,)`` int64 Frank-Wolfe iterations performed.
+        converged: ``(N,)`` bool, the relative Frank-Wolfe gap reached ``threshold``.
+        gap: ``(N,)`` float64 last relative Frank-Wolfe gap (inf where never computed).
+        non_finite: ``(N,)`` bool, stopped because the sum rate or its gradient was not
+            finite (e.g. gains whose SINRs overflow float64).
+    """
+
+    power: Tensor
+    iterations: Tensor
+    converged: Tensor
+    gap: Tensor
+    non_finite: Tensor
+
+    def messages(self, iterations: int) -> list[str]:
+        """``"fw: not converged: ..."`` for every instance that did not converge, else ""."""
+        out = []
+        for used, ok, gap, bad in zip(
+            self.iterations.tolist(),
+            self.converged.tolist(),
+            self.gap.tolist(),
+            self.non_finite.tolist(),
+            strict=True,
+        ):
+            if ok:
+                out.append("")
+            elif bad:
+                out.append("fw: not converged: sum rate or gradient not finite; kept the start")
+            elif used >= iterations:
+                out.append(
+                    f"fw: not converged: iteration cap {iterations} reached, FW gap {gap:.2g}"
+                )
+            else:
+                out.append(f"fw: not converged: no improving step found, FW gap {gap:.2g}")
+        return out
+
+
 def _refine64(
     power: Tensor,
     instances: PowerControlInstances,
@@ -215,8 +258,8 @@ def _refine64(
     threshold: float,
     anchor: Tensor | None,
     away_steps: bool,
-) -> tuple[Tensor, Tensor]:
-    """Float64 CPU core of :func:`refine` (same arguments, same returns, float64)."""
+) -> Refined:
+    """Float64 CPU core of :func:`refine_with_status` (same arguments, float64)."""
     n = instances.num_instances
     mpow = pc.minimum_power(instances)
     if anchor is None:
@@ -224,8 +267,11 @@ def _refine64(
     ok = mpow.feasible & torch.isfinite(anchor).all(dim=(1, 2))
     used = torch.zeros(n, dtype=torch.int64)
     out = power.clone()
+    converged_all = torch.zeros(n, dtype=torch.bool)
+    gap_all = torch.full((n,), math.inf, dtype=torch.float64)
+    bad_all = torch.zeros(n, dtype=torch.bool)
     if not bool(ok.any()):
-        return out, used
+        return Refined(out, used, converged_all, gap_all, bad_all)
     idx = torch.nonzero(ok).flatten()
     sub = instances[idx]
     sub_anchor = anchor[idx]
@@ -238,7 +284,10 @@ def _refine64(
 
     cons = pc.linear_constraints(sub)
     oracle = _LinearOracle(cons.G[:, u_dim:].numpy(), cons.h[:, u_dim:].numpy())
-    active = torch.ones(len(idx), dtype=torch.bool)
+    sub_converged = torch.zeros(len(idx), dtype=torch.bool)
+    sub_gap = torch.full((len(idx),), math.inf, dtype=torch.float64)
+    sub_bad = ~torch.isfinite(start_value)
+    active = ~sub_bad
     sub_used = torch.zeros(len(idx), dtype=torch.int64)
     # Active set for away steps: x = sum_t weights[t] * atoms[t]; atom 0 is the start, atom
     # t + 1 the LP vertex of iteration t (or its weight goes to an identical earlier atom).
@@ -253,6 +302,16 @@ def _refine64(
         act_inst = sub[act]
         xa = x[act]
         value, grad = _value_and_grad(xa, act_inst)
+        # A non-finite value or gradient must never reach the LP or the line search.
+        bad = ~(torch.isfinite(value) & torch.isfinite(grad).all(dim=1))
+        if bool(bad.any()):
+            sub_bad[act[bad]] = True
+            active[act[bad]] = False
+            keep = ~bad
+            act, xa, value, grad = act[keep], xa[keep], value[keep], grad[keep]
+            act_inst = sub[act]
+            if len(act) == 0:
+                break
         scale = grad.abs().amax(dim=1, keepdim=True).clamp(min=1e-300)
         cost = (grad / scale).numpy()
         vertex = xa.clone()
@@ -266,6 +325,8 @@ def _refine64(
         toward = vertex - xa
         gap = (grad * toward).sum(dim=1)
         converged = gap <= threshold * value.abs()
+        sub_gap[act] = gap / value.abs().clamp(min=1e-300)
+        sub_converged[act] = converged
         rows = torch.arange(len(act))
         at, wt = atoms[act], weights[act]
         if away_steps:
@@ -312,12 +373,15 @@ def _refine64(
     better = pc.sum_rate(refined, sub) >= start_value
     out[idx] = torch.where(better[:, None, None], refined, start)
     used[idx] = sub_used
-    return out, used
+    converged_all[idx] = sub_converged & ~sub_bad
+    gap_all[idx] = sub_gap
+    bad_all[idx] = sub_bad
+    return Refined(out, used, converged_all, gap_all, bad_all)
 
 
 def _refine_job(
     args: tuple[Tensor, PowerControlInstances, int, float, Tensor | None, bool],
-) -> tuple[Tensor, Tensor]:
+) -> Refined:
     return _refine64(*args)
 
 
@@ -330,6 +394,26 @@ def refine(
     anchor: Tensor | None = None,
     away_steps: bool = True,
 ) -> tuple[Tensor, Tensor]:
+    """:func:`refine_with_status` returning ``(refined, used)`` only.
+
+    ``refined``: ``(N, B, Q)`` powers [W] in ``power``'s dtype and device; ``used``: ``(N,)``
+    int64 Frank-Wolfe iterations performed.
+    """
+    refined = refine_with_status(
+        power, instances, iterations, threshold, workers, anchor, away_steps
+    )
+    return refined.power, refined.iterations
+
+
+def refine_with_status(
+    power: Tensor,
+    instances: PowerControlInstances,
+    iterations: int = DEFAULT_ITERATIONS,
+    threshold: float = DEFAULT_THRESHOLD,
+    workers: int | None = None,
+    anchor: Tensor | None = None,
+    away_steps: bool = True,
+) -> Refined:
     """Improve feasible allocations with Frank-Wolfe steps on the true sum rate.
 
     Each instance runs until its relative Frank-Wolfe gap ``<g, s - p> / R(p)`` is at most
@@ -355,10 +439,11 @@ def refine(
             plain Frank-Wolfe of the paper.
 
     Returns:
-        ``(refined, used)``: ``(N, B, Q)`` powers [W] in ``power``'s dtype and device, and
-        ``(N,)`` int64 Frank-Wolfe iterations performed. Instances that
+        :class:`Refined`: powers ``(N, B, Q)`` [W] in ``power``'s dtype and device, iterations
+        performed, convergence flags, last relative gaps and non-finite stops. Instances that
         :func:`~feasnet.problems.power_control.minimum_power` finds infeasible come back
-        unchanged with 0 iterations.
+        unchanged with 0 iterations and ``converged=False``. An instance whose sum rate or
+        gradient is not finite stops at once (it never reaches the LP or the line search).
     """
     if iterations < 0:
         raise ValueError(f"iterations: expected >= 0, got {iterations}")
@@ -375,7 +460,7 @@ def refine(
     chunks = 1 if workers is None else max(1, min(int(workers), n // _MIN_PER_WORKER))
     if chunks <= 1:
         with intra_op_threads(1):
-            refined, used = _refine64(p64, inst64, iterations, threshold, a64, away_steps)
+            result = _refine64(p64, inst64, iterations, threshold, a64, away_steps)
     else:
         bounds = np.linspace(0, n, chunks + 1).astype(int)
         jobs = [
@@ -392,9 +477,14 @@ def refine(
         ctx = mp.get_context("spawn")
         with ProcessPoolExecutor(chunks, mp_context=ctx, initializer=single_thread_worker) as pool:
             parts = list(pool.map(_refine_job, jobs))
-        refined = torch.cat([p[0] for p in parts])
-        used = torch.cat([p[1] for p in parts])
-    return refined.to(dtype=power.dtype, device=power.device), used.to(power.device)
+        result = Refined(*(torch.cat([getattr(p, f.name) for p in parts]) for f in fields(Refined)))
+    return Refined(
+        power=result.power.to(dtype=power.dtype, device=power.device),
+        iterations=result.iterations.to(power.device),
+        converged=result.converged.to(power.device),
+        gap=result.gap.to(power.device),
+        non_finite=result.non_finite.to(power.device),
+    )
 
 
 # ---------------------------------------------------------------------------- solver
@@ -421,9 +511,18 @@ def solve(
     inst64 = instances.to(torch.float64, "cpu")
     mpow = pc.minimum_power(inst64)
     anchor = pc.interior_anchor(inst64, min_power=mpow)
-    refined, _ = refine(
+    refined = refine_with_status(
         anchor, inst64, iterations, threshold, workers=workers, away_steps=away_steps
     )
-    power = torch.where(mpow.feasible[:, None, None], refined, torch.full_like(refined, math.nan))
+    power = torch.where(
+        mpow.feasible[:, None, None], refined.power, torch.full_like(refined.power, math.nan)
+    )
     elapsed = (time.perf_counter() - start_time) / max(1, len(instances))
-    return AllocationResult.from_power("fw", power, inst64, elapsed, mpow.reasons())
+    notes = refined.messages(iterations)
+    messages = [reason or note for reason, note in zip(mpow.reasons(), notes, strict=True)]
+    result = AllocationResult.from_power("fw", power, inst64, elapsed, messages)
+    result.converged = refined.converged.numpy() & result.feasible
+    for i in np.flatnonzero(~result.feasible):
+        if not result.messages[i]:  # every infeasible output says why
+            result.messages[i] = "fw: the output failed the float64 feasibility check"
+    return result

@@ -271,7 +271,13 @@ def solve_instance(instance: dict[str, Any], options: dict[str, Any]) -> tuple[n
     if beams is None:
         if status == "infeasible":
             return nan, UNREACHABLE
-        return nan, f"min-power: solver failed (status {status})"
+        failed = f"min-power: solver failed (status {status})"
+        # Out-of-range data (e.g. sinr_min = 1e300) breaks the conic solver; the exact test
+        # (uplink fixed point, no conic solver) still gives a verdict.
+        exact = miso.minimum_power(batch)
+        if not bool(exact.feasible[0]):
+            return nan, f"{exact.reasons()[0]} (exact test; {failed})"
+        return nan, failed
     if np.sum(np.abs(beams) ** 2) > 1.0:
         return nan, OVER_BUDGET
     physical = miso.beams_from_normalized(torch.as_tensor(beams)[None], batch)[0].numpy()
