@@ -18,13 +18,14 @@ workers re-import the main script; without the guard :class:`WorkerStartError` s
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
 import multiprocessing as mp
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -255,6 +256,22 @@ def _run_in_process(todo: Sequence[tuple[int, list[Job]]], done: Done) -> None:
         done(index, _run_chunk(jobs))
 
 
+@contextlib.contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    """Set environment variables for the block (so that processes started in it inherit
+    them), then restore the previous values."""
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
 def _run_process_pool(todo: Sequence[tuple[int, list[Job]]], workers: int, done: Done) -> None:
     if getattr(mp.current_process(), "_inheriting", False):
         # We are a spawned worker re-importing an unguarded main script: exit quietly with one
@@ -264,7 +281,9 @@ def _run_process_pool(todo: Sequence[tuple[int, list[Job]]], workers: int, done:
         workers, mp_context=mp.get_context("spawn"), initializer=_single_thread
     )
     try:
-        futures = {pool.submit(_run_chunk, jobs): index for index, jobs in todo}
+        # workers start on submit and inherit this environment, before numpy loads its BLAS
+        with _environment(SINGLE_THREAD_ENV):
+            futures = {pool.submit(_run_chunk, jobs): index for index, jobs in todo}
         pending = set(futures)
         while pending:
             finished, pending = wait(pending, return_when=FIRST_COMPLETED)
