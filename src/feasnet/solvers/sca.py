@@ -24,10 +24,26 @@ decrease. The tangent's slope enters only as the linear term ``g . x`` with
 so the subproblem is parametrized (DPP) by ``Hn`` per channel, ``g`` and the QoS data; it is
 built once per ``(B, Q)`` and cached in the worker process.
 
-Safeguards, all in float64: every new iterate is polished toward the interior anchor
-(:func:`feasnet.solvers.gp.polish`) and accepted only if the true sum rate did not decrease;
-the loop stops on a relative improvement below ``tolerance``, after ``max_iterations``
-subproblems, or when a subproblem fails, and the best point is returned.
+Stopping rule and final polish (float64). Every new iterate is polished toward the interior
+anchor (:func:`feasnet.solvers.gp.polish`) and accepted only if the true sum rate increased.
+MM converges only linearly, and near a point where a low-power user's rate is steeply curved it
+stalls at the conic solver's accuracy (about 1e-9 relative), well short of stationarity. So
+once an MM step gains less than :data:`SQP_SWITCH`, the point is handed to a sequential
+quadratic programming method (scipy SLSQP) on the *exact* sum rate with the same linear
+constraints, started there and accepted only if it is better; the next MM step then verifies
+it. An instance has converged when
+
+* the relative sum-rate gain of the last MM step is below ``tolerance``, and
+* the relative Frank-Wolfe gap ``max_{s in polytope} <grad R(x), s - x> / R(x)`` is at most
+  ``gap_tolerance``. It is zero exactly at a first-order stationary (KKT) point of the
+  polytope-constrained problem and bounds the sum-rate gain any first-order move could
+  promise, relative to the objective; it costs one LP (HiGHS).
+
+A subproblem that the solver fails on is retried with the solvers of
+:data:`FALLBACK_SOLVERS` from the same iterate. The loop is capped at ``max_iterations`` MM
+steps; an instance that stops at the cap, or stalls (neither MM nor SQP improves while the gap
+is still above its tolerance), gets a message starting with :data:`NOT_CONVERGED` with the last
+gain and gap, and ``converged=False`` in the result.
 """
 
 from __future__ import annotations
@@ -39,17 +55,32 @@ from typing import Any
 
 import cvxpy as cp
 import numpy as np
+from scipy.optimize import linprog, minimize
 
+from feasnet.problems import power_control as pc
 from feasnet.problems.instances import PowerControlInstances
 from feasnet.solvers import gp
 from feasnet.solvers.parallel import solve_each
 from feasnet.solvers.result import AllocationResult
 
-DEFAULT_MAX_ITERATIONS = 30
+DEFAULT_MAX_ITERATIONS = 200
+"""Most MM subproblems per start (a hard cap; converged instances stop far earlier)."""
 DEFAULT_TOLERANCE = 1e-6
+"""Relative sum-rate gain of an MM step below which the MM part has converged."""
+DEFAULT_GAP_TOLERANCE = 1e-6
+"""Relative Frank-Wolfe gap at or below which a point counts as stationary."""
 DEFAULT_SOLVER = "CLARABEL"
+FALLBACK_SOLVERS = ("ECOS", "SCS")
+"""Tried in turn on the same subproblem when the main solver fails on it."""
+SQP_MAX_ITERATIONS = 200
+"""Iteration cap of one SLSQP run."""
+FRANK_WOLFE_STEPS = 20
+"""Most Frank-Wolfe steps that close the gap once MM and SQP no longer improve."""
+NOT_CONVERGED = "sca: not converged"
+"""Start of the message of an instance that did not meet both tolerances."""
 
 _ACCEPTED_STATUSES = (cp.OPTIMAL, cp.OPTIMAL_INACCURATE)
+_STEP_SIZES = 2.0 ** -np.arange(53)
 
 
 @dataclass
@@ -89,6 +120,116 @@ def _surrogate(num_bs: int, num_channels: int) -> _Surrogate:
     return _SCA_CACHE[key]
 
 
+class _ExactRate:
+    """The exact objective of one instance in normalized units, for the SQP and the gap.
+
+    ``value(x)`` is ``sum_u [log(1 + s_u + i_u) - log(1 + i_u)]`` (the sum rate divided by
+    ``W / ln 2``, in nats) for ``x = P / Pmax`` of shape ``(B, Q)``; the constraints are the
+    budget and QoS rows ``G x <= h`` of :func:`~feasnet.problems.power_control.
+    linear_constraints` (vector layout ``x[q * B + b]``) plus ``x >= 0``.
+    """
+
+    def __init__(self, prepared: gp.PreparedInstance, hn: np.ndarray) -> None:
+        b, q = prepared.num_bs, prepared.num_channels
+        self.shape = (b, q)
+        self.hn = hn  # (B, Q, B)
+        self.cross = hn * (~np.eye(b, dtype=bool))[:, None, :]  # (B, Q, B), zero diagonal
+        cons = pc.linear_constraints(prepared.instance)
+        u = b * q
+        self.G = cons.G[0, u:].numpy()  # (B + U, U): budget and QoS rows
+        self.h = cons.h[0, u:].numpy()
+
+    def to_vector(self, x: np.ndarray) -> np.ndarray:
+        return x.T.reshape(-1)
+
+    def to_matrix(self, v: np.ndarray) -> np.ndarray:
+        b, q = self.shape
+        return v.reshape(q, b).T
+
+    def value_and_gradient(self, x: np.ndarray) -> tuple[float, np.ndarray]:
+        """Objective [nats] and its gradient ``(B, Q)`` at ``x (B, Q)``."""
+        total = np.einsum("bqc,cq->bq", self.hn, x)
+        interference = np.einsum("bqc,cq->bq", self.cross, x)
+        value = float(np.sum(np.log1p(total) - np.log1p(interference)))
+        grad = np.einsum("bqc,bq->cq", self.hn, 1.0 / (1.0 + total))
+        grad -= np.einsum("bqc,bq->cq", self.cross, 1.0 / (1.0 + interference))
+        return value, grad
+
+    def frank_wolfe_vertex(self, x: np.ndarray) -> tuple[float, np.ndarray | None]:
+        """Relative Frank-Wolfe gap at ``x (B, Q)`` and the LP vertex attaining it.
+
+        Returns:
+            ``(gap, s)``: ``max_s <grad, s - x> / value`` over the polytope (one LP) and the
+            maximizer ``s (B, Q)``; ``(inf, None)`` when the gradient is not finite or the LP
+            fails.
+        """
+        value, grad = self.value_and_gradient(x)
+        g = self.to_vector(grad)
+        if not (math.isfinite(value) and np.isfinite(g).all()):
+            return math.inf, None
+        scale = max(float(np.abs(g).max()), 1e-300)
+        res = linprog(-g / scale, A_ub=self.G, b_ub=self.h, bounds=(0, None), method="highs")
+        if res.status != 0 or res.x is None or not np.isfinite(res.x).all():
+            return math.inf, None
+        gap = max(float(g @ (res.x - self.to_vector(x))), 0.0)
+        return gap / max(abs(value), 1e-300), self.to_matrix(np.clip(res.x, 0.0, None))
+
+    def frank_wolfe_gap(self, x: np.ndarray) -> float:
+        """The relative Frank-Wolfe gap of :meth:`frank_wolfe_vertex`."""
+        return self.frank_wolfe_vertex(x)[0]
+
+    def frank_wolfe_steps(
+        self, x: np.ndarray, gap_tolerance: float, steps: int
+    ) -> tuple[np.ndarray, float]:
+        """Up to ``steps`` Frank-Wolfe steps on the exact objective from ``x (B, Q)``.
+
+        Each step moves toward the LP vertex by the best of the step sizes ``2^-k``,
+        ``k = 0..52`` (near-active rows make the useful step tiny), and only if the objective
+        increases; it stops once the gap is within ``gap_tolerance``.
+
+        Returns:
+            ``(x, gap)``: the last point (a convex combination of feasible points) and its gap.
+        """
+        gap, vertex = self.frank_wolfe_vertex(x)
+        for _ in range(steps):
+            if gap <= gap_tolerance or vertex is None:
+                break
+            value, _ = self.value_and_gradient(x)
+            trials = [np.clip(x + step * (vertex - x), 0.0, None) for step in _STEP_SIZES]
+            values = np.array([self.value_and_gradient(t)[0] for t in trials])
+            values[~np.isfinite(values)] = -math.inf
+            best = int(np.argmax(values))
+            if not values[best] > value:
+                break
+            x = trials[best]
+            gap, vertex = self.frank_wolfe_vertex(x)
+        return x, gap
+
+    def sqp(self, x: np.ndarray) -> np.ndarray | None:
+        """SLSQP on the exact objective from ``x (B, Q)``; its last point or None."""
+        value0, _ = self.value_and_gradient(x)
+        scale = 1.0 / max(abs(value0), 1e-300)
+
+        def fun(v: np.ndarray) -> tuple[float, np.ndarray]:
+            value, grad = self.value_and_gradient(self.to_matrix(np.clip(v, 0.0, None)))
+            return -value * scale, -self.to_vector(grad) * scale
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            res = minimize(
+                fun,
+                self.to_vector(x),
+                jac=True,
+                method="SLSQP",
+                bounds=[(0.0, None)] * x.size,
+                constraints=[{"type": "ineq", "fun": lambda v: self.h - self.G @ v}],
+                options={"ftol": 1e-14, "maxiter": SQP_MAX_ITERATIONS},
+            )
+        if res.x is None or not np.isfinite(res.x).all():
+            return None
+        return self.to_matrix(np.asarray(res.x, dtype=np.float64))
+
+
 @dataclass(frozen=True)
 class Refinement:
     """Outcome of :func:`refine` on one instance.
@@ -97,8 +238,12 @@ class Refinement:
         power: ``(B, Q)`` best feasible allocation found [W].
         sum_rate: its float64 sum rate [bit/s].
         start_sum_rate: sum rate of the starting point [bit/s].
-        iterations: subproblems solved.
-        message: "" when the loop converged normally, else why it stopped.
+        iterations: MM subproblems solved.
+        message: "" when the loop converged without incident, else what happened; starts with
+            :data:`NOT_CONVERGED` when the tolerances were not met.
+        converged: last MM gain below ``tolerance`` and Frank-Wolfe gap within
+            ``gap_tolerance``.
+        gap: relative Frank-Wolfe gap at ``power`` (inf if not computed).
     """
 
     power: np.ndarray
@@ -106,6 +251,31 @@ class Refinement:
     start_sum_rate: float
     iterations: int
     message: str
+    converged: bool = False
+    gap: float = math.inf
+
+
+def _solve_subproblem(sub: _Surrogate, solvers: tuple[str, ...]) -> tuple[np.ndarray | None, str]:
+    """Solve the surrogate with the first of ``solvers`` that succeeds.
+
+    Returns:
+        ``(x, note)``: the normalized solution ``(B, Q)`` (None if every solver failed) and
+        "" or which solvers failed with which status.
+    """
+    failures = []
+    for name in solvers:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # inaccurate: handled by the checks
+                sub.problem.solve(solver=name)
+            status = str(sub.problem.status)
+        except (cp.error.SolverError, ValueError, ArithmeticError) as exc:
+            status = f"error ({type(exc).__name__}: {exc})"
+        x = sub.x.value
+        if status in _ACCEPTED_STATUSES and x is not None and np.all(np.isfinite(x)):
+            return np.asarray(x, dtype=np.float64), "; ".join(failures)
+        failures.append(f"{name}: {status}")
+    return None, "; ".join(failures)
 
 
 def refine(
@@ -114,66 +284,106 @@ def refine(
     max_iterations: int = DEFAULT_MAX_ITERATIONS,
     tolerance: float = DEFAULT_TOLERANCE,
     solver: str = DEFAULT_SOLVER,
+    gap_tolerance: float = DEFAULT_GAP_TOLERANCE,
 ) -> Refinement:
-    """Minorize-maximize iterations from a feasible point of one feasible instance.
+    """Minorize-maximize iterations plus SQP polish from a feasible point of one instance.
 
     Args:
         prepared: the instance (:func:`feasnet.solvers.gp.prepare_instance`), feasible.
         start: ``(B, Q)`` starting allocation [W]; polished toward the anchor first.
-        max_iterations: most subproblems to solve.
-        tolerance: stop when the relative sum-rate gain of an iteration is below this.
-        solver: cvxpy solver for the concave subproblems.
+        max_iterations: most MM subproblems to solve.
+        tolerance: the MM part has converged when an MM step gains less than this (relative).
+        solver: cvxpy solver for the concave subproblems (:data:`FALLBACK_SOLVERS` are tried
+            when it fails).
+        gap_tolerance: stationarity tolerance on the relative Frank-Wolfe gap.
 
     Returns:
         The best point found; its sum rate is never below the (polished) start's.
     """
+    if max_iterations < 1:
+        raise ValueError(f"max_iterations: expected >= 1, got {max_iterations}")
     b, q = prepared.num_bs, prepared.num_channels
     arrays = prepared.instance.as_numpy()
     gain = arrays["H"][0]  # (B, Q, B)
     pmax, noise = float(arrays["pmax"][0]), float(arrays["noise"][0])
     hn = gain * (pmax / noise)  # (B, Q, B), dimensionless
     direct = np.einsum("bqb->bq", hn)  # (B, Q)
-    off = ~np.eye(b, dtype=bool)
-    interference_gain = hn * off[:, None, :]  # (B, Q, B), zero diagonal
+    exact = _ExactRate(prepared, hn)
 
     sub = _surrogate(b, q)
     for k in range(q):
         sub.gains[k].value = hn[:, k, :]
-        ratio = prepared.beta[:, k, None] * interference_gain[:, k, :] / direct[:, k, None]
+        ratio = prepared.beta[:, k, None] * exact.cross[:, k, :] / direct[:, k, None]
         sub.qos_matrix[k].value = np.eye(b) - ratio
     sub.qos_rhs.value = prepared.beta / direct  # u / Pmax = beta sigma^2 / (H_bb Pmax)
+    solvers = tuple(dict.fromkeys((solver, *FALLBACK_SOLVERS)))
 
     best, _ = gp.polish(start, prepared)
     best_rate = start_rate = gp.true_sum_rate(best, prepared)
-    message = ""
+    notes: list[str] = []
+    gain_rel = gap = math.inf
+    sqp_from: np.ndarray | None = None  # the point the last SQP run started from
+    converged = stalled = False
     iterations = 0
     for iterations in range(1, max_iterations + 1):
         x_k = best / pmax
-        interference = np.einsum("bqc,cq->bq", interference_gain, x_k)  # (B, Q)
-        sub.slope.value = np.einsum("bqc,bq->cq", interference_gain, 1.0 / (1.0 + interference))
-        status = "not run"
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", UserWarning)  # inaccurate: handled by the checks
-                sub.problem.solve(solver=solver)
-            status = str(sub.problem.status)
-        except (cp.error.SolverError, ValueError, ArithmeticError) as exc:
-            status = f"error ({type(exc).__name__}: {exc})"
-        x = sub.x.value
-        if status not in _ACCEPTED_STATUSES or x is None or not np.all(np.isfinite(x)):
-            message = f"sca: subproblem {iterations} failed (status {status}); kept the best point"
-            break
-        candidate, _ = gp.polish(np.asarray(x, dtype=np.float64) * pmax, prepared)
-        rate = gp.true_sum_rate(candidate, prepared)
-        if not rate >= best_rate:  # solver noise can only cost a rounding-level amount
-            break
-        gain_rel = (rate - best_rate) / max(abs(best_rate), 1e-300)
-        best, best_rate = candidate, rate
+        interference = np.einsum("bqc,cq->bq", exact.cross, x_k)  # (B, Q)
+        sub.slope.value = np.einsum("bqc,bq->cq", exact.cross, 1.0 / (1.0 + interference))
+        x, failure = _solve_subproblem(sub, solvers)
+        if failure:
+            verdict = "all solvers failed" if x is None else "retried"
+            notes.append(f"sca: subproblem {iterations} failed ({failure}); {verdict}")
+        gain_rel = 0.0
+        if x is not None:
+            candidate, _ = gp.polish(x * pmax, prepared)
+            rate = gp.true_sum_rate(candidate, prepared)
+            gain_rel = (rate - best_rate) / max(abs(best_rate), 1e-300)
+            if rate > best_rate:
+                best, best_rate = candidate, rate
         if gain_rel < tolerance:
-            break
-    else:
-        message = f"sca: stopped after max_iterations={max_iterations}"
-    return Refinement(best, best_rate, start_rate, iterations, message)
+            gap = exact.frank_wolfe_gap(best / pmax)
+            if gap <= gap_tolerance:
+                converged = True
+                break
+        if sqp_from is None or not np.array_equal(sqp_from, best):
+            sqp_from = best
+            y = exact.sqp(best / pmax)
+            if y is not None:
+                candidate, _ = gp.polish(y * pmax, prepared)
+                rate = gp.true_sum_rate(candidate, prepared)
+                if rate > best_rate:
+                    best, best_rate = candidate, rate
+            continue
+        # Here MM gains less than the tolerance and SQP has already run from this point, yet
+        # the gap is above its tolerance: close it with Frank-Wolfe steps.
+        y, _ = exact.frank_wolfe_steps(best / pmax, gap_tolerance, FRANK_WOLFE_STEPS)
+        candidate, _ = gp.polish(y * pmax, prepared)
+        rate = gp.true_sum_rate(candidate, prepared)
+        if rate >= best_rate:
+            best, best_rate = candidate, rate
+        gap = exact.frank_wolfe_gap(best / pmax)
+        converged = gap <= gap_tolerance
+        stalled = not converged
+        break
+    if not converged:
+        if not math.isfinite(gap):
+            gap = exact.frank_wolfe_gap(best / pmax)
+        why = "stalled" if stalled else f"iteration cap {max_iterations} reached"
+        notes.append(
+            f"{NOT_CONVERGED}: {why}, rel. improvement {gain_rel:.2g}, FW gap {gap:.2g} "
+            f"(tolerances {tolerance:g}, {gap_tolerance:g})"
+        )
+    message = gp.join_messages(*_summarize(notes))
+    return Refinement(best, best_rate, start_rate, iterations, message, converged, gap)
+
+
+def _summarize(notes: list[str]) -> list[str]:
+    """Keep the first subproblem-failure note and count the others."""
+    failures = [n for n in notes if n.startswith("sca: subproblem")]
+    rest = [n for n in notes if not n.startswith("sca: subproblem")]
+    if len(failures) > 1:
+        failures = [f"{failures[0]} (and {len(failures) - 1} more subproblems)"]
+    return failures + rest
 
 
 STARTS = ("gp", "multi")
@@ -213,7 +423,8 @@ def solve_instance(instance: dict[str, Any], options: dict[str, Any]) -> tuple[n
 
     Args:
         instance: one instance's float64 arrays (see :func:`feasnet.solvers.gp.prepare_instance`).
-        options: ``max_iterations``, ``tolerance``, ``solver`` (subproblems), ``gp_solver``,
+        options: ``max_iterations``, ``tolerance``, ``gap_tolerance``, ``solver``
+            (subproblems), ``gp_solver``,
             ``gp_formulation`` (see :data:`feasnet.solvers.gp.FORMULATIONS`) and ``starts``
             (one of :data:`STARTS`).
 
@@ -234,6 +445,7 @@ def solve_instance(instance: dict[str, Any], options: dict[str, Any]) -> tuple[n
     settings = {
         "max_iterations": int(options.get("max_iterations", DEFAULT_MAX_ITERATIONS)),
         "tolerance": float(options.get("tolerance", DEFAULT_TOLERANCE)),
+        "gap_tolerance": float(options.get("gap_tolerance", DEFAULT_GAP_TOLERANCE)),
         "solver": options.get("solver", DEFAULT_SOLVER),
     }
     best = refine(prepared, start, **settings)
@@ -254,14 +466,17 @@ def solve(
     gp_solver: str = gp.DEFAULT_SOLVER,
     starts: str = "gp",
     gp_formulation: str = "dgp",
+    gap_tolerance: float = DEFAULT_GAP_TOLERANCE,
 ) -> AllocationResult:
     """SCA from the GP point for every instance, one worker process per core (one thread each).
 
     Args:
         instances: the batch.
         workers: worker processes (default: the available cores; 1 runs in-process).
-        max_iterations: most concave subproblems per instance.
-        tolerance: relative sum-rate improvement below which an instance stops.
+        max_iterations: most concave (MM) subproblems per start.
+        tolerance: relative sum-rate gain of an MM step below which the MM part has converged.
+        gap_tolerance: relative Frank-Wolfe gap at or below which a point is stationary; an
+            instance converged when both tests pass (see the module docstring).
         solver: cvxpy solver for the subproblems (needs exponential cones).
         gp_solver: cvxpy solver for the starting GP.
         gp_formulation: ``"dgp"`` or ``"log"`` (see :data:`feasnet.solvers.gp.FORMULATIONS`).
@@ -270,7 +485,9 @@ def solve(
             interference, where single-start SCA can stop at a local optimum).
 
     Returns:
-        An :class:`AllocationResult` named ``"sca"``; ``seconds`` includes the starting GP.
+        An :class:`AllocationResult` named ``"sca"``; ``seconds`` includes the starting GP;
+        ``converged`` is False for infeasible instances and for those whose message starts
+        with :data:`NOT_CONVERGED`.
     """
     if starts not in STARTS:
         raise ValueError(f"starts: expected one of {STARTS}, got {starts!r}")
@@ -281,6 +498,7 @@ def solve(
     options = {
         "max_iterations": max_iterations,
         "tolerance": tolerance,
+        "gap_tolerance": gap_tolerance,
         "solver": solver,
         "gp_solver": gp_solver,
         "starts": starts,
@@ -289,14 +507,26 @@ def solve(
     power, seconds, messages = solve_each(
         solve_instance, instances, options, workers=workers, label="sca"
     )
-    return AllocationResult.from_power("sca", power, instances, seconds, messages)
+    result = AllocationResult.from_power("sca", power, instances, seconds, messages)
+    result.converged = converged_from_messages(messages, result.feasible)
+    return result
+
+
+def converged_from_messages(messages: list[str], feasible: np.ndarray) -> np.ndarray:
+    """``(N,)`` bool: feasible output and no :data:`NOT_CONVERGED` in the message."""
+    flags = np.array([NOT_CONVERGED not in m for m in messages], dtype=bool)
+    return flags & np.asarray(feasible, dtype=bool)
 
 
 __all__ = [
+    "DEFAULT_GAP_TOLERANCE",
     "DEFAULT_MAX_ITERATIONS",
     "DEFAULT_TOLERANCE",
+    "FALLBACK_SOLVERS",
+    "NOT_CONVERGED",
     "STARTS",
     "Refinement",
+    "converged_from_messages",
     "refine",
     "solve",
     "solve_instance",
