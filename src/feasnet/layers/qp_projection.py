@@ -383,6 +383,7 @@ def _interior_point(
         far_limit = max_iter if cautious else _MAX_STALL_FAR
         stall_limit = torch.where(best_res <= _STALL_FLOOR, _MAX_STALL, far_limit)
         running = (best_res > tol) & (worse < stall_limit) & ~certified
+        running &= torch.isfinite(residual)  # a non-finite iterate stops at its best point
         if k == max_iter:
             running = torch.zeros_like(running)
         elif G is not None and k >= _EARLY_POLISH_FROM:

@@ -87,6 +87,8 @@ from feasnet.solvers.result import BeamformingResult
 DEFAULT_SOLVER = "CLARABEL"
 DEFAULT_TOL = 1e-5
 """Stop when one iteration raises the weighted sum rate by less than this fraction."""
+NOT_CONVERGED = "wmmse: not converged"
+"""Start of the message of an instance that stopped before meeting ``tol``."""
 DEFAULT_MAX_ITERATIONS = 100
 """Beamformer updates at most."""
 DEFAULT_SDR_MAX_ITERATIONS = 30
@@ -481,6 +483,7 @@ def wmmse_single(
     record(current, current_wsr, "start")
     notes: list[str] = []
     stop = "max_iterations"
+    improvement = math.inf
     for _ in range(opts["max_iterations"]):
         current = rotate(prepared.channel, current)
         u, c = receivers(prepared.channel, current, prepared.alpha)
@@ -511,6 +514,13 @@ def wmmse_single(
             stop = "tol"
             break
     history["stop"] = stop
+    if stop == "max_iterations":
+        notes.append(
+            f"{NOT_CONVERGED}: iteration cap {opts['max_iterations']} reached, "
+            f"rel. improvement {improvement:.2g} (tolerance {opts['tol']:g})"
+        )
+    elif stop == "solver":
+        notes.append(f"{NOT_CONVERGED}: a beamformer update failed")
     history["message"] = "; ".join(notes)
     return prepared.physical(current), history
 
@@ -537,7 +547,12 @@ def _solve(
         output_shape=mmp.beam_shape,
         complex_output=True,
     )
-    return BeamformingResult.from_beams(name, beams, instances, seconds, messages)
+    result = BeamformingResult.from_beams(name, beams, instances, seconds, messages)
+    # converged: stopped on the tolerance, or because the next update no longer improved
+    # (the guard: the solver's accuracy limit); False where infeasible or not converged
+    flags = np.array([NOT_CONVERGED not in m for m in messages], dtype=bool)
+    result.converged = flags & result.feasible
+    return result
 
 
 def solve(
