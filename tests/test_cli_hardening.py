@@ -6,6 +6,7 @@ a traceback, and must leave the files already written untouched.
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import subprocess
@@ -221,3 +222,16 @@ def test_written_files_follow_the_umask(workdir: Path, tmp_path: Path) -> None:
     for name in ("e.npz", "s.npz"):
         assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o644, name
     assert stat.S_IMODE((workdir / "run" / "model.pt").stat().st_mode) & 0o044
+
+
+def test_bench_rtol_and_guard_are_recorded_and_applied(tmp_path: Path) -> None:
+    out_dir = tmp_path / "b"
+    code, out = invoke(
+        "bench", "--suite", "classical", "--samples", "200", "--methods", "min-power,fw",
+        "--workers", "1", "--rtol", "1e-9", "--guard", "--out", out_dir,
+    )  # fmt: skip
+    assert code == 0 and "rtol 1e-09" in out, out
+    payload = json.loads((out_dir / "results.json").read_text())
+    assert payload["rtol"] == 1e-9 and payload["guard"] is True
+    assert all(row["rtol"] == 1e-9 for row in payload["results"])
+    assert all(row["violation_probability"] == 0 for row in payload["results"])

@@ -641,16 +641,56 @@ def bench(
             help="Use an OUT that holds another run, replacing results made for other settings."
         ),
     ] = False,
+    executor: Annotated[str, typer.Option(help=EXECUTOR_HELP)] = "process",
+    address: Annotated[str | None, typer.Option(help=ADDRESS_HELP)] = None,
+    guard: Annotated[
+        bool,
+        typer.Option(
+            help="Evaluate every method with the guard: allocations failing the float64 check "
+            "move toward the strictly interior anchor (the guard's time is not counted)."
+        ),
+    ] = False,
+    rtol: Annotated[
+        float, typer.Option(min=0.0, help="Relative tolerance of the float64 feasibility check.")
+    ] = DEFAULT_RTOL,
 ) -> None:
-    """Run a benchmark suite; prints a table and writes results.json/csv, report.md, a PNG."""
+    """Run a benchmark suite; prints a table and writes results.json/csv, report.md, a PNG.
+
+    Classical solves run on --executor (local worker processes, or Ray for a cluster)."""
+    from feasnet.solvers.executor import executor_scope
+
+    if resume and force:
+        raise UserError("give at most one of --resume (continue) and --force (replace)")
+    with executor_scope(_executor(executor, address), address):
+        _bench(
+            suite, preset, samples, seed, methods, epochs, configs, points, workers, out,
+            resume, force, guard, rtol,
+        )  # fmt: skip
+
+
+def _bench(
+    suite: str,
+    preset: str | None,
+    samples: int | None,
+    seed: int,
+    methods: str | None,
+    epochs: int | None,
+    configs: str | None,
+    points: str | None,
+    workers: int | None,
+    out: Path | None,
+    resume: bool,
+    force: bool,
+    guard: bool,
+    rtol: float,
+) -> None:
+    """:func:`bench` inside its executor scope."""
     from feasnet import solvers
     from feasnet.bench import comparison
     from feasnet.data.presets import get_preset, scenario_family
     from feasnet.methods import METHODS, method_family
     from feasnet.run_folder import check_run_folder
 
-    if resume and force:
-        raise UserError("give at most one of --resume (continue) and --force (replace)")
     workers = _workers(workers)
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     power_control_methods = set(solvers.available(family="power-control")) | {
@@ -669,6 +709,13 @@ def bench(
             values = tuple(float(v) for v in points.split(",")) if points else None
         except ValueError as exc:
             raise UserError(f"points: expected comma-separated numbers, got {points!r}") from exc
+        sweep_values = miso_bench.SWEEPS[suite].values
+        unknown_points = [v for v in values or () if v not in sweep_values]
+        if unknown_points:
+            raise UserError(
+                f"points: {suite} has points {', '.join(f'{v:g}' for v in sweep_values)}, "
+                f"got {', '.join(f'{v:g}' for v in unknown_points)}"
+            )
         chosen = _method_list(
             methods,
             miso_bench.DEFAULT_METHODS,
@@ -688,6 +735,8 @@ def bench(
             values=values,
             log=console.print,
             force=force,
+            rtol=rtol,
+            guard=guard,
         )
         return
     if suite == "table2":
@@ -716,6 +765,8 @@ def bench(
             methods=chosen,
             log=console.print,
             force=force,
+            rtol=rtol,
+            guard=guard,
         )
         return
     suites = {"default": comparison.DEFAULT_METHODS, "classical": comparison.CLASSICAL_METHODS}
@@ -744,6 +795,8 @@ def bench(
         log=console.print,
         train_config=TrainConfig(epochs=epochs or TRAIN_DEFAULTS.epochs, seed=seed),
         force=force,
+        rtol=rtol,
+        guard=guard,
     )
 
 

@@ -50,7 +50,7 @@ def test_gaussian_and_small_presets() -> None:
         "path-loss",
         3,
         2,
-        2000,
+        10_000,
     )
     assert set(preset_names()) == set(PRESETS)
 

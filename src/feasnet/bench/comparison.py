@@ -30,11 +30,12 @@ from feasnet.data import storage
 from feasnet.data.generate import generate
 from feasnet.data.presets import get_preset
 from feasnet.evaluate import MethodMetrics, evaluate, tightest_upper_bound
+from feasnet.layers.guard import guard_result
 from feasnet.methods import build_layer, get_method
 from feasnet.problems.instances import PowerControlInstances
 from feasnet.problems.power_control import DEFAULT_RTOL
 from feasnet.run_folder import stale
-from feasnet.solvers.result import AllocationResult
+from feasnet.solvers.result import AllocationResult, Result, with_tolerance
 from feasnet.train import TrainConfig, load_model, model_result, train
 
 DEFAULT_PRESET = "small"
@@ -172,6 +173,8 @@ def run(
     train_config: TrainConfig | None = None,
     reference: str = REFERENCE,
     force: bool = False,
+    rtol: float = DEFAULT_RTOL,
+    guard: bool = False,
 ) -> list[MethodMetrics]:
     """Run the comparison into ``out_dir`` and return one metrics row per method.
 
@@ -179,7 +182,9 @@ def run(
     When a result carries per-instance upper bounds (``upper_bound``, from a global solver),
     the rows also get "% of upper bound" against the tightest of them. Cached data, models and
     solutions in ``out_dir`` made for other settings are an error
-    (:class:`~feasnet.run_folder.RunFolderError`) unless ``force`` replaces them.
+    (:class:`~feasnet.run_folder.RunFolderError`) unless ``force`` replaces them. Every
+    result is evaluated as :func:`checked_result` makes it (``rtol``, ``guard``); the saved
+    solution files hold the methods' own outputs.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     dataset = ensure_dataset(out_dir, preset, num_samples, seed, log, force=force)
@@ -206,6 +211,7 @@ def run(
         result.save_npz(path)
         results[name] = result
         log(f"{name}: done in {time.perf_counter() - start:.1f} s")
+    results = {name: checked_result(r, instances, rtol, guard) for name, r in results.items()}
     upper_bound = tightest_upper_bound(results.values())
     metrics = [
         evaluate(
@@ -227,7 +233,8 @@ def run(
         "num_channels": instances.num_channels,
         "reference": reference,
         "baseline": BASELINE,
-        "rtol": DEFAULT_RTOL,
+        "rtol": rtol,
+        "guard": guard,
         "machine": {
             "platform": platform.platform(),
             "python": platform.python_version(),
@@ -240,6 +247,15 @@ def run(
     report.write_json(out_dir / "results.json", payload)
     write_reports(out_dir, payload, log)
     return metrics
+
+
+def checked_result(result: Result, instances: Any, rtol: float, guard: bool) -> Result:
+    """``result`` as a benchmark evaluates it: moved into the feasible set by the guard when
+    ``guard`` is set (:func:`~feasnet.layers.guard.guard_result`), and checked in float64 at
+    ``rtol``. The guard's time is not counted."""
+    if guard:
+        return guard_result(result, instances, rtol)
+    return result if result.rtol == rtol else with_tolerance(result, instances, rtol)
 
 
 def title_of(payload: dict[str, Any]) -> str:

@@ -31,7 +31,12 @@ from rich.markup import escape
 
 from feasnet import solvers
 from feasnet.bench import report
-from feasnet.bench.comparison import ensure_dataset, forget_stale_results, learned_result
+from feasnet.bench.comparison import (
+    checked_result,
+    ensure_dataset,
+    forget_stale_results,
+    learned_result,
+)
 from feasnet.data import storage
 from feasnet.evaluate import MethodMetrics, evaluate, tightest_upper_bound
 from feasnet.methods_miso import MISO_METHODS
@@ -92,6 +97,8 @@ def _solve_point(
     train_config: TrainConfig,
     log: Any,
     force: bool = False,
+    rtol: float = DEFAULT_RTOL,
+    guard: bool = False,
 ) -> tuple[list[MethodMetrics], Any]:
     """Results of every method on one sweep point's test split."""
     dataset = ensure_dataset(point_dir, preset, samples, seed, log, force=force)
@@ -113,6 +120,7 @@ def _solve_point(
         result.save_npz(path)
         results[name] = result
         log(f"{preset} {name}: done in {time.perf_counter() - start:.1f} s")
+    results = {name: checked_result(r, instances, rtol, guard) for name, r in results.items()}
     reference = results.get(REFERENCE)
     upper_bound = tightest_upper_bound(results.values())
     metrics = [
@@ -159,6 +167,8 @@ def run(
     values: Sequence[float] | None = None,
     log: Any = print,
     force: bool = False,
+    rtol: float = DEFAULT_RTOL,
+    guard: bool = False,
 ) -> list[dict[str, Any]]:
     """Run sweep ``suite`` (``miso-snr`` or ``miso-nakagami``) into ``out_dir``.
 
@@ -174,6 +184,8 @@ def run(
         log: where progress lines go.
         force: replace cached data, models and solutions made for other settings (without
             it they are an error).
+        rtol, guard: how results are evaluated (see
+            :func:`feasnet.bench.comparison.checked_result`).
 
     Returns:
         One row per (sweep value, method), see :func:`metric_row`.
@@ -197,11 +209,21 @@ def run(
         preset = sweep.preset(value)
         log(f"[bold]{suite}[/]: {escape(sweep.label)} = {value:g} ({preset})")
         metrics, info = _solve_point(
-            out_dir / preset, preset, samples, seed, methods, workers, train_config, log, force
+            out_dir / preset,
+            preset,
+            samples,
+            seed,
+            methods,
+            workers,
+            train_config,
+            log,
+            force,
+            rtol,
+            guard,
         )
         scenarios[preset] = info.scenario.model_dump(mode="json")
         point_rows = [metric_row(sweep, value, m) for m in metrics]
-        _print_point(point_rows, preset)
+        _print_point(point_rows, preset, rtol)
         rows.extend(point_rows)
     payload = {
         "suite": suite,
@@ -211,7 +233,8 @@ def run(
         "samples_per_point": samples,
         "seed": seed,
         "reference": REFERENCE,
-        "rtol": DEFAULT_RTOL,
+        "rtol": rtol,
+        "guard": guard,
         "train_config": train_config.model_dump(mode="json"),
         "scenarios": scenarios,
         "seconds": time.perf_counter() - started,
@@ -244,11 +267,11 @@ MISO_COLUMNS: list[tuple[str, str]] = [
 ]
 
 
-def _print_point(point_rows: list[dict[str, Any]], preset: str) -> None:
+def _print_point(point_rows: list[dict[str, Any]], preset: str, rtol: float) -> None:
     report.print_table(
         point_rows,
         f"{preset}: {point_rows[0]['num_instances']} test instances, violations at rtol "
-        f"{DEFAULT_RTOL:g} (float64)",
+        f"{rtol:g} (float64)",
         columns=MISO_COLUMNS,
     )
 
@@ -262,7 +285,11 @@ def write_reports(
     rows = [dict(r) for r in payload["results"]]
     if print_tables:
         for value in sorted({r[sweep.parameter] for r in rows}):
-            _print_point([r for r in rows if r[sweep.parameter] == value], sweep.preset(value))
+            _print_point(
+                [r for r in rows if r[sweep.parameter] == value],
+                sweep.preset(value),
+                payload.get("rtol", DEFAULT_RTOL),
+            )
     summary = measured_summary(sweep, rows)
     written = [out_dir / "results.csv", out_dir / "report.md", out_dir / "sweep.png"]
     report.write_csv(written[0], rows)
@@ -384,7 +411,7 @@ def markdown_report(
     sections = [
         f"# `{suite}`: the survey's {sweep.figure}, swept over {sweep.label}",
         f"Test split of each point (n = {n_text} instances); infeasible outputs count as zero "
-        f"WSR; violations by the float64 check at rtol {DEFAULT_RTOL:g}. Cells are mean ± "
+        f"WSR; violations by the float64 check at rtol {_rtol_of(rows):g}. Cells are mean ± "
         "standard error over the n instances (% of WMMSE: delta method on paired instances; "
         "methods timed per batch report batch time / n, without spread).",
         f"## Weighted sum rate [bit/s/Hz]\n\n{table('wsr')}",
@@ -405,6 +432,11 @@ def markdown_report(
         figures.append(f"![training curves, {rel.parent}]({rel.as_posix()})")
     sections.append("\n\n".join(figures))
     return "\n\n".join(sections) + "\n"
+
+
+def _rtol_of(rows: list[dict[str, Any]]) -> float:
+    """The tolerance the rows' violation figures were checked at."""
+    return float(rows[0].get("rtol", DEFAULT_RTOL)) if rows else DEFAULT_RTOL
 
 
 def sweep_plot(path: Path, sweep: Sweep, rows: list[dict[str, Any]]) -> None:
@@ -444,7 +476,7 @@ def sweep_plot(path: Path, sweep: Sweep, rows: list[dict[str, Any]]) -> None:
     panels = [
         (ax_wsr, "wsr", "weighted sum rate [bit/s/Hz]\n(violating outputs count as 0)"),
         (ax_pct, "percent_of_wmmse", "WSR in % of WMMSE"),
-        (ax_vio, "violation_rate", f"violation rate (rtol {DEFAULT_RTOL:g})"),
+        (ax_vio, "violation_rate", f"violation rate (rtol {_rtol_of(rows):g})"),
         (ax_time, "time_per_sample_ms", "time per sample [ms], log scale"),
     ]
     for ax, key, label in panels:

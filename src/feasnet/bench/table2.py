@@ -179,6 +179,8 @@ def run(
     methods: Sequence[str] = DEFAULT_METHODS,
     log: Any = print,
     force: bool = False,
+    rtol: float = DEFAULT_RTOL,
+    guard: bool = False,
 ) -> list[dict[str, Any]]:
     """Run the Table II suite into ``out_dir`` and return one row per configuration.
 
@@ -195,6 +197,8 @@ def run(
             (``feasnet.methods.METHODS``) method names; include ``gp`` for the % of GP columns.
         log: called with progress messages.
         force: replace cached results made for other settings (without it they are an error).
+        rtol, guard: how results are evaluated (see
+            :func:`feasnet.bench.comparison.checked_result`).
 
     Returns:
         One dict per configuration, in ``configs`` order: ``config``, ``preset``, ``num_bs``,
@@ -244,6 +248,8 @@ def run(
                 train_config=train_config,
                 force=force,
                 reference=BASELINE,
+                rtol=rtol,
+                guard=guard,
             )
         except GenerationError as error:
             row["status"] = f"not generated: {error}"
@@ -263,6 +269,7 @@ def run(
         seed=seed,
         workers=workers,
         log=log,
+        rtol=rtol,
     )
     return rows
 
@@ -317,7 +324,9 @@ def _table(
     return "\n".join(lines)
 
 
-def markdown_tables(rows: list[dict[str, Any]], methods: Sequence[str]) -> str:
+def markdown_tables(
+    rows: list[dict[str, Any]], methods: Sequence[str], rtol: float = DEFAULT_RTOL
+) -> str:
     """Sum rate, % of GP, time per sample and violation probability tables (Markdown)."""
     paper_rate = [(f"paper_{m}_sum_rate_mbps", f"paper {PAPER_LABELS[m]}") for m in PAPER_METHODS]
     paper_pct = [(f"paper_{m}_percent_of_gp", f"paper {PAPER_LABELS[m]}") for m in PAPER_METHODS]
@@ -329,7 +338,7 @@ def markdown_tables(rows: list[dict[str, Any]], methods: Sequence[str]) -> str:
         _table(rows, [(f"{m}_percent_of_gp", m) for m in methods], paper_pct, _fmt),
         "### Time per sample [ms]",
         _table(rows, [(f"{m}_time_ms", m) for m in methods], paper_time, _fmt_time),
-        f"### Violation probability (float64 check, rtol {DEFAULT_RTOL:g})",
+        f"### Violation probability (float64 check, rtol {rtol:g})",
         _table(
             rows,
             [(f"{m}_violation_probability", m) for m in methods],
@@ -365,6 +374,7 @@ def write_outputs(
     seed: int,
     workers: int | None,
     log: Any = None,
+    rtol: float = DEFAULT_RTOL,
 ) -> list[Path]:
     """Write ``table2.json``, then (:func:`render`) ``table2.csv``, ``table2.md`` and
     ``table2.png`` atomically; ``log`` (if given) gets the Markdown tables."""
@@ -375,7 +385,7 @@ def write_outputs(
         "epochs": epochs,
         "seed": seed,
         "split": "test",
-        "rtol": DEFAULT_RTOL,
+        "rtol": rtol,
         "methods": list(methods),
         "baseline": BASELINE,
         "note": COMPARABILITY_NOTE,
@@ -418,7 +428,7 @@ def render(
     else:
         write_text(csv_path, "")
     samples_text = f"{samples:,}" if isinstance(samples, int) else "?"
-    tables = markdown_tables(rows, methods)
+    tables = markdown_tables(rows, methods, payload.get("rtol", DEFAULT_RTOL))
     write_text(
         md_path,
         "# Table II of the power-control paper, reproduced\n\n"
