@@ -119,3 +119,14 @@ def test_model_result_runs_and_restores_the_setting(
     assert result.power.shape == (32, 3, 2)
     assert result.feasible.all()
     assert torch.get_num_threads() == 2
+
+
+def test_user_threads_answers_where_no_explicit_choice_is_given() -> None:
+    from feasnet.threads import threads_for, user_threads
+
+    with user_threads(3):
+        assert threads_for(1.0) == 3
+        assert threads_for(1.0, threads=1) == 1  # an explicit argument still wins
+        with user_threads(None):
+            assert threads_for(1.0) == 1  # None: back to the policy
+    assert threads_for(1.0) == 1

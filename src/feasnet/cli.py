@@ -653,15 +653,17 @@ def bench(
     rtol: Annotated[
         float, typer.Option(min=0.0, help="Relative tolerance of the float64 feasibility check.")
     ] = DEFAULT_RTOL,
+    threads: Annotated[int | None, typer.Option(min=1, help=THREADS_HELP)] = None,
 ) -> None:
     """Run a benchmark suite; prints a table and writes results.json/csv, report.md, a PNG.
 
     Classical solves run on --executor (local worker processes, or Ray for a cluster)."""
     from feasnet.solvers.executor import executor_scope
+    from feasnet.threads import user_threads
 
     if resume and force:
         raise UserError("give at most one of --resume (continue) and --force (replace)")
-    with executor_scope(_executor(executor, address), address):
+    with executor_scope(_executor(executor, address), address), user_threads(threads):
         _bench(
             suite, preset, samples, seed, methods, epochs, configs, points, workers, out,
             resume, force, guard, rtol,

@@ -34,6 +34,7 @@ count, restoring both on exit, also when the body raises.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import os
 from collections.abc import Iterator
 from functools import cache
@@ -64,17 +65,37 @@ def threads_for(work: float, threads: int | None = None) -> int:
 
     Args:
         work: multiply-adds of the batched computation (``batch x parameters``, x3 to train).
-        threads: an explicit choice (>= 1) that overrides the policy; ``None`` = policy.
+        threads: an explicit choice (>= 1) that overrides the policy; ``None`` = the
+            enclosing :func:`user_threads` choice, else the policy.
 
     Returns:
         ``threads`` when given, else ``work // WORK_PER_THREAD`` clamped to
         ``[1, available_cores()]``.
     """
+    if threads is None:
+        threads = _USER_THREADS.get()
     if threads is not None:
         if threads < 1:
             raise ValueError(f"threads: must be at least 1, got {threads}")
         return int(threads)
     return max(1, min(available_cores(), int(work // WORK_PER_THREAD)))
+
+
+_USER_THREADS: contextvars.ContextVar[int | None] = contextvars.ContextVar(
+    "feasnet_user_threads", default=None
+)
+
+
+@contextlib.contextmanager
+def user_threads(threads: int | None) -> Iterator[None]:
+    """Inside the block, :func:`threads_for` answers ``threads`` wherever its caller passes no
+    explicit choice (``None`` keeps the policy). This is how ``feasnet bench --threads N``
+    reaches every training and inference of a suite without threading an argument through."""
+    token = _USER_THREADS.set(threads)
+    try:
+        yield
+    finally:
+        _USER_THREADS.reset(token)
 
 
 def model_work(model: torch.nn.Module, batch_size: int, training: bool = False) -> int:
