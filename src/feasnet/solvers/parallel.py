@@ -276,7 +276,10 @@ def _run_process_pool(todo: Sequence[tuple[int, list[Job]]], workers: int, done:
     if getattr(mp.current_process(), "_inheriting", False):
         # We are a spawned worker re-importing an unguarded main script: exit quietly with one
         # line; the parent then raises WorkerStartError.
-        raise SystemExit(f"feasnet: {UNGUARDED_MAIN}")
+        raise SystemExit(
+            "feasnet worker: the main script solves at module level (no __main__ guard); "
+            "exiting, see the error in the main process"
+        )
     pool = ProcessPoolExecutor(
         workers, mp_context=mp.get_context("spawn"), initializer=_single_thread
     )
