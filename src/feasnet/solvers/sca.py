@@ -74,6 +74,10 @@ FALLBACK_SOLVERS = ("ECOS", "SCS")
 """Tried in turn on the same subproblem when the main solver fails on it."""
 SQP_MAX_ITERATIONS = 200
 """Iteration cap of one SLSQP run."""
+SQP_SWITCH = 1e-4
+"""An MM step gaining less than this (relative) hands the point to the SQP polish. Earlier
+SQP is faster but can leave MM's basin: on ``table2-8`` test instances, SQP after the first
+MM step ended up to 1.7% below the 30-step MM point on 5 of 500 instances."""
 FRANK_WOLFE_STEPS = 20
 """Most Frank-Wolfe steps that close the gap once MM and SQP no longer improve."""
 NOT_CONVERGED = "sca: not converged"
@@ -340,6 +344,8 @@ def refine(
             gain_rel = (rate - best_rate) / max(abs(best_rate), 1e-300)
             if rate > best_rate:
                 best, best_rate = candidate, rate
+        if gain_rel >= SQP_SWITCH:
+            continue
         if gain_rel < tolerance:
             gap = exact.frank_wolfe_gap(best / pmax)
             if gap <= gap_tolerance:
@@ -354,6 +360,8 @@ def refine(
                 if rate > best_rate:
                     best, best_rate = candidate, rate
             continue
+        if gain_rel >= tolerance:
+            continue  # slow MM progress after a fruitless SQP: keep iterating
         # Here MM gains less than the tolerance and SQP has already run from this point, yet
         # the gap is above its tolerance: close it with Frank-Wolfe steps.
         y, _ = exact.frank_wolfe_steps(best / pmax, gap_tolerance, FRANK_WOLFE_STEPS)
