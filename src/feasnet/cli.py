@@ -347,6 +347,7 @@ def data_import(
 
 def _infeasible_summary(instances: Any, shown: int = 3) -> str:
     """The exact test's reasons for infeasible ``instances``, most frequent first, counted."""
+    import re
     from collections import Counter
 
     from feasnet.solvers import family_of
@@ -355,8 +356,9 @@ def _infeasible_summary(instances: Any, shown: int = 3) -> str:
         from feasnet.problems import miso as family
     else:
         from feasnet.problems import power_control as family  # type: ignore[no-redef]
+    # reasons differ in their numbers (user indices, powers); count them without those
     reasons = Counter(
-        reason.split(":")[0] if len(reason) > 60 else reason
+        re.sub(r"(?<==)[-+]?\d+|\b\d+\.\d+(e[-+]?\d+)?\b|\b\d+e[-+]?\d+\b", "#", reason)
         for reason in family.minimum_power(instances).reasons()
     )
     parts = [f"{count}x {reason or 'infeasible'}" for reason, count in reasons.most_common(shown)]
