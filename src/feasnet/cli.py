@@ -574,7 +574,13 @@ def _executor(executor: str, address: str | None, learned: bool = False) -> str:
             "executor: a trained model runs batched in this process; --executor and "
             "--address apply to classical methods"
         )
-    return "ray" if address is not None else executor
+    chosen = "ray" if address is not None else executor
+    if chosen == "ray":
+        import importlib.util
+
+        if importlib.util.find_spec("ray") is None:
+            raise UserError("executor: Ray is not installed; pip install 'feasnet[ray]'")
+    return chosen
 
 
 def solve_with_model(  # type: ignore[no-untyped-def]
