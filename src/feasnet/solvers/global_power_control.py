@@ -1,0 +1,537 @@
+"""Global optimum of the power-control sum rate with a certified upper bound (``--method global``).
+
+Two exact branch-and-bound searches, both run on one instance at a time (vectorized in numpy over
+batches of boxes) and both returning the best feasible powers plus a certified bound:
+
+**Power boxes** (default, :func:`branch_and_bound`). In normalized powers ``x = P / Pmax``
+(``U = B Q`` of them) and gains ``Hn = H Pmax / sigma^2``, the rate of user ``u`` is
+``log2(1 + S_u + I_u) - log2(1 + I_u)``, with signal ``S_u`` and interference ``I_u`` linear in
+``x``. It rises with the user's own power and falls with its interferers' powers, so over a box
+``[low, high]`` it is at most the rate with own power at ``high`` and interferers at ``low``
+(the mixed-monotonic bound). A second bound, kept when smaller, is second order in the box
+width: ``log(1 + S + I)`` lies below its tangent at the box centre and ``-log(1 + I)`` below
+its chord over the box, so the sum rate is below an affine function of ``x``, whose maximum over
+the box and the per-BS budgets is a fractional knapsack. Before bounding, each box is shrunk to
+the part that can hold feasible points (the QoS rows and budgets are linear in ``x``: bound
+tightening by interval propagation), and emptied boxes are dropped. Each box also yields
+candidates (the knapsack maximizer and the centre), made feasible by the closed-form step toward
+the interior anchor; the incumbent starts from SCA (:func:`feasnet.solvers.sca.refine` from the
+anchor and the "one BS loud" points).
+
+**Rate boxes** (``algorithm="rate"``, :class:`RateRegion`): monotonic optimization over the
+achievable rate region, see :mod:`feasnet.solvers.monotonic`. A vector of SINR targets is
+achievable exactly when, on every channel ``q``, the minimal powers meeting the targets with
+equality, ``x_q = (I - B_q(gamma))^{-1} v_q(gamma)``, are non-negative and fit every BS budget
+(with ``v_q > 0`` on the users with a target, a solution ``x >= 0`` has ``B_q x < x`` there, so
+the spectral radius of ``B_q`` is below 1; this is the test of
+:func:`~feasnet.problems.power_control.minimum_power`). Exact but slower on strong
+interference; kept as an independent cross-check.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from typing import Any
+
+import numpy as np
+
+from feasnet.problems.instances import PowerControlInstances
+from feasnet.solvers import gp, monotonic, sca
+from feasnet.solvers.parallel import solve_each
+from feasnet.solvers.result import AllocationResult
+
+DEFAULT_GAP = monotonic.DEFAULT_GAP
+DEFAULT_TIME_LIMIT = 600.0
+ALGORITHMS = ("power", "rate")
+"""``"power"``: branch and bound over power boxes; ``"rate"``: over rate boxes (slower)."""
+
+
+class RateRegion:
+    """The achievable rate region of one power-control instance, as a batched oracle.
+
+    Args:
+        gain: ``(B, Q, B)`` linear power gains (``H[b, q, c]``).
+        pmax: budget per BS [W].
+        noise: noise power [W].
+
+    Rate vectors are ``(M, B * Q)`` [bit/s/Hz], flattened from ``(M, B, Q)`` in C order.
+    """
+
+    def __init__(self, gain: np.ndarray, pmax: float, noise: float) -> None:
+        self.num_bs, self.num_channels, _ = gain.shape
+        hn = np.asarray(gain, dtype=np.float64) * (pmax / noise)  # noise/Pmax units
+        self.direct = np.einsum("bqb->bq", hn)  # (B, Q)
+        off = 1.0 - np.eye(self.num_bs)
+        # ratio[q, b, c] = Hn[b, q, c] / Hn[b, q, b] for c != b
+        self.ratio = np.transpose(hn / self.direct[:, :, None], (1, 0, 2)) * off  # (Q, B, B)
+
+    @property
+    def dim(self) -> int:
+        return self.num_bs * self.num_channels
+
+    def upper_rates(self) -> np.ndarray:
+        """``(B * Q,)`` rate of each user alone at full budget [bit/s/Hz] (no point exceeds it)."""
+        return np.log2(1.0 + self.direct).reshape(-1)
+
+    def minimal_powers(self, rates: np.ndarray) -> np.ndarray:
+        """``(M, B, Q)`` minimal normalized powers ``P / Pmax`` meeting the rates ``(M, B*Q)``
+        with equality; NaN (or negative entries) where the rates are not reachable."""
+        m = rates.shape[0]
+        gamma = np.expm1(np.asarray(rates, dtype=np.float64) * math.log(2.0))
+        gamma = gamma.reshape(m, self.num_bs, self.num_channels)
+        out = np.empty_like(gamma)
+        eye = np.eye(self.num_bs)
+        for q in range(self.num_channels):
+            g = gamma[:, :, q]  # (M, B)
+            system = eye - g[:, :, None] * self.ratio[q][None]  # (M, B, B)
+            rhs = g / self.direct[None, :, q]  # (M, B)
+            out[:, :, q] = _solve_small(system, rhs)
+        return out
+
+    def box_bound(self, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+        """Upper bound ``(M,)`` on the sum of rates over the achievable points of each box.
+
+        Every achievable ``r`` in ``[low, high]`` needs powers ``x >= x(low)`` (the minimal
+        powers are monotone), so the interference of every user is at least the one at
+        ``x(low)``; with it fixed there, user ``(b, q)`` needs ``x[b, q] >= c_bq (2^r - 1)``,
+        ``c_bq = (1 + I_bq) / Hn[b,q,b]``, and the budget ``sum_q x[b, q] <= 1`` couples the
+        users of one BS. Maximizing ``sum_q log2(1 + p_q / c_q)`` over ``sum_q p_q <= 1`` and
+        the box is a water-filling per BS (water level by bisection, rounded up).
+        """
+        m = low.shape[0]
+        x_low = np.clip(self.minimal_powers(low), 0.0, None)  # (M, B, Q)
+        interference = np.einsum("qbc,mcq->mbq", self.ratio, x_low) * self.direct[None]
+        cost = (1.0 + interference) / self.direct[None]  # (M, B, Q)
+        lo = low.reshape(m, self.num_bs, self.num_channels)
+        hi = high.reshape(m, self.num_bs, self.num_channels)
+        p_lo = cost * np.expm1(lo * math.log(2.0))
+        p_hi = cost * np.expm1(hi * math.log(2.0))
+        level_lo = (p_lo + cost).min(axis=2)  # (M, B)
+        level_hi = (p_hi + cost).max(axis=2)
+        for _ in range(60):
+            level = 0.5 * (level_lo + level_hi)
+            total = np.clip(level[..., None] - cost, p_lo, p_hi).sum(axis=2)
+            over = total >= 1.0
+            level_hi = np.where(over, level, level_hi)
+            level_lo = np.where(over, level_lo, level)
+        p = np.clip(level_hi[..., None] - cost, p_lo, p_hi)
+        filled = np.log2(1.0 + p / cost).sum(axis=2)  # (M, B)
+        unconstrained = p_hi.sum(axis=2) <= 1.0
+        per_bs = np.where(unconstrained, hi.sum(axis=2), np.minimum(filled, hi.sum(axis=2)))
+        return per_bs.sum(axis=1)
+
+    def __call__(self, rates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The :data:`~feasnet.solvers.monotonic.Oracle`: exact, so never undecided."""
+        x = self.minimal_powers(rates)
+        ok = np.isfinite(x).all(axis=(1, 2)) & (x >= 0).all(axis=(1, 2))
+        ok &= (np.where(np.isfinite(x), x, np.inf).sum(axis=2) <= 1.0).all(axis=1)
+        return ok, ~ok
+
+
+def _solve_small(system: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+    """Solve ``(M, n, n) x = (M, n)``; rows with a singular system give NaN."""
+    try:
+        return np.linalg.solve(system, rhs[:, :, None])[:, :, 0]
+    except np.linalg.LinAlgError:
+        out = np.full_like(rhs, math.nan)
+        for i in range(system.shape[0]):
+            with contextlib.suppress(np.linalg.LinAlgError):
+                out[i] = np.linalg.solve(system[i], rhs[i])
+        return out
+
+
+class PowerBox:
+    """The sum-rate problem of one instance in normalized powers ``x = P / Pmax``, for boxes.
+
+    User ``u = b * Q + q`` (C order of ``(B, Q)``) has signal ``S_u = Hn[b,q,b] x_u`` and
+    interference ``I_u = sum_{c != b} Hn[b,q,c] x[c,q]`` (``Hn = H Pmax / sigma^2``, noise 1);
+    its rate is ``log2(1 + S_u + I_u) - log2(1 + I_u)`` [bit/s/Hz]. Matrices are ``(U, U)``.
+
+    Args:
+        gain: ``(B, Q, B)`` linear power gains.
+        pmax, noise: [W].
+        beta: ``(B, Q)`` minimum SINRs (linear).
+    """
+
+    def __init__(self, gain: np.ndarray, pmax: float, noise: float, beta: np.ndarray) -> None:
+        num_bs, num_channels, _ = gain.shape
+        self.num_bs, self.num_channels = num_bs, num_channels
+        dim = num_bs * num_channels
+        hn = np.asarray(gain, dtype=np.float64) * (pmax / noise)
+        self.direct = np.einsum("bqb->bq", hn).reshape(-1)  # (U,)
+        cross = np.zeros((dim, dim))
+        for b in range(num_bs):
+            for q in range(num_channels):
+                for c in range(num_bs):
+                    if c != b:
+                        cross[b * num_channels + q, c * num_channels + q] = hn[b, q, c]
+        self.cross = cross  # (U, U): I = cross @ x
+        self.total = cross + np.diag(self.direct)  # (U, U): S + I = total @ x
+        self.beta = np.asarray(beta, dtype=np.float64).reshape(-1)  # (U,)
+        self.bs_of = np.repeat(np.arange(num_bs), num_channels)  # (U,)
+
+    @property
+    def dim(self) -> int:
+        return self.num_bs * self.num_channels
+
+    def rates(self, x: np.ndarray) -> np.ndarray:
+        """``(M, U)`` rates [bit/s/Hz] of powers ``x`` ``(M, U)``."""
+        interference = x @ self.cross.T
+        return np.log2(1.0 + self.direct * x / (1.0 + interference))
+
+    def feasible(self, x: np.ndarray, rtol: float = 0.0) -> np.ndarray:
+        """``(M,)`` exact check of ``x`` ``(M, U)``: ``x >= 0``, budgets, SINR targets."""
+        budget = x.reshape(-1, self.num_bs, self.num_channels).sum(axis=2) <= 1.0 + rtol
+        interference = x @ self.cross.T
+        qos = self.direct * x >= self.beta * (1.0 + interference) * (1.0 - rtol)
+        return (x >= 0).all(axis=1) & budget.all(axis=1) & qos.all(axis=1)
+
+    def tighten(self, low: np.ndarray, high: np.ndarray, rounds: int = 3) -> np.ndarray:
+        """Shrink boxes in place to the part that can hold feasible points; ``(M,)`` non-empty.
+
+        Rules (each keeps every feasible point): a QoS row raises its own lower bound,
+        ``x_u >= beta_u (1 + I_u(low)) / Hn_uu``, and caps its interferers,
+        ``cross[u, v] x_v <= high_u Hn_uu / beta_u - 1 - I_u(low without v)``; a budget caps
+        each power by what the other channels of its BS leave, ``1 - sum low``.
+        """
+        has_target = self.beta > 0
+        for _ in range(rounds):
+            need = self.beta * (1.0 + low @ self.cross.T) / self.direct
+            np.maximum(low, need, out=low)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                room = high * self.direct / np.where(has_target, self.beta, 1.0) - 1.0
+                slack = np.where(has_target, room - low @ self.cross.T, np.inf)  # (M, U)
+                # x_v <= low_v + slack_u / cross[u, v] for every u that v interferes with
+                caps = (
+                    low[:, None, :]
+                    + slack[:, :, None] / np.where(self.cross > 0, self.cross, np.nan)[None]
+                )
+            caps = np.where(np.isnan(caps), np.inf, caps)
+            np.minimum(high, caps.min(axis=1), out=high)
+            used = low.reshape(-1, self.num_bs, self.num_channels).sum(axis=2)  # (M, B)
+            left = 1.0 - used[:, self.bs_of] + low
+            np.minimum(high, left, out=high)
+        used = low.reshape(-1, self.num_bs, self.num_channels).sum(axis=2)
+        return (low <= high * (1 + 1e-12) + 1e-15).all(axis=1) & (used <= 1.0 + 1e-12).all(axis=1)
+
+    def bound(self, low: np.ndarray, high: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Upper bound ``(M,)`` [bit/s/Hz] on the sum rate over each box and the maximizer
+        ``(M, U)`` of the linear bound (a candidate point).
+
+        Two bounds, the smaller is kept:
+
+        * monotone: own power at ``high``, interferers at ``low`` (first order in the width);
+        * difference of concave functions: ``log(1 + S + I)`` lies below its tangent at the box
+          centre, ``-log(1 + I)`` below its chord over ``[I(low), I(high)]``, so the rate sum is
+          below an affine function of ``x``, whose maximum over the box and the budgets is a
+          fractional knapsack per BS (second order in the width).
+        """
+        i_low = low @ self.cross.T  # (M, U)
+        i_high = high @ self.cross.T
+        monotone = np.log1p(self.direct * high / (1.0 + i_low)).sum(axis=1)
+        centre = 0.5 * (low + high)
+        t0 = centre @ self.total.T
+        span = i_high - i_low
+        with np.errstate(divide="ignore", invalid="ignore"):
+            chord = np.where(
+                span > 1e-12 * (1.0 + i_low),
+                (np.log1p(i_high) - np.log1p(i_low)) / span,
+                1.0 / (1.0 + i_low),
+            )
+        # bound(x) = const + slope . x
+        slope = (1.0 / (1.0 + t0)) @ self.total - chord @ self.cross  # (M, U)
+        const = (np.log1p(t0) - t0 / (1.0 + t0)).sum(axis=1) + (
+            -np.log1p(i_low) + chord * i_low
+        ).sum(axis=1)
+        best = self._knapsack(slope, low, high)
+        linear = const + (slope * best).sum(axis=1)
+        # round the affine bound up by a relative hair (sums of many logs)
+        linear = linear + 1e-12 * np.abs(const) + 1e-12
+        return np.minimum(monotone, linear) / math.log(2.0), best
+
+    def _knapsack(self, slope: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+        """Maximize ``slope . x`` over ``low <= x <= high`` and ``sum_q x[b, q] <= 1``:
+        ``(M, U)``, filled greedily by slope per BS."""
+        m = slope.shape[0]
+        shape = (m, self.num_bs, self.num_channels)
+        s, lo, hi = slope.reshape(shape), low.reshape(shape), high.reshape(shape)
+        order = np.argsort(-s, axis=2)
+        s_sorted = np.take_along_axis(s, order, axis=2)
+        cap = np.take_along_axis(hi - lo, order, axis=2) * (s_sorted > 0)
+        room = np.clip(1.0 - lo.sum(axis=2, keepdims=True), 0.0, None)
+        before = np.cumsum(cap, axis=2) - cap
+        take = np.clip(room - before, 0.0, cap)
+        amount = np.empty_like(take)
+        np.put_along_axis(amount, order, take, axis=2)
+        return (lo + amount).reshape(m, -1)
+
+    def repair(self, x: np.ndarray, anchor: np.ndarray) -> np.ndarray:
+        """Move candidates ``(M, U)`` toward the feasible ``anchor`` ``(U,)`` until every linear
+        constraint holds (largest step, closed form, as in ``scale_toward_anchor``)."""
+        direction = x - anchor
+        rows_g, rows_h = self._linear_rows()
+        slack = np.clip(rows_h - rows_g @ anchor, 0.0, None)  # (R,)
+        rate = direction @ rows_g.T  # (M, R)
+        crosses = rate > slack
+        with np.errstate(divide="ignore", invalid="ignore"):
+            limits = np.where(crosses, slack / np.where(crosses, rate, 1.0), np.inf)
+        t = np.clip(limits.min(axis=1), 0.0, 1.0) * (1.0 - 1e-12)
+        return anchor + t[:, None] * direction
+
+    def _linear_rows(self) -> tuple[np.ndarray, np.ndarray]:
+        """All constraints as ``G x <= h`` (``(R, U)``, ``(R,)``), QoS rows over ``Hn_uu``."""
+        if not hasattr(self, "_rows"):
+            dim = self.dim
+            g_rows = [-np.eye(dim)]
+            h_rows = [np.zeros(dim)]
+            budget = np.zeros((self.num_bs, dim))
+            budget[self.bs_of, np.arange(dim)] = 1.0
+            g_rows.append(budget)
+            h_rows.append(np.ones(self.num_bs))
+            qos = self.beta[:, None] * self.cross / self.direct[:, None] - np.eye(dim)
+            g_rows.append(qos)
+            h_rows.append(-self.beta / self.direct)
+            self._rows = (np.concatenate(g_rows), np.concatenate(h_rows))
+        return self._rows
+
+    def branch_scores(self, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+        """``(M, U)`` how much each edge can move the sum rate: width times the largest slope
+        of the rates in that power over the box (own rate at low interference, interfered
+        rates at low interference)."""
+        i_low = low @ self.cross.T
+        t_low = low @ self.total.T
+        own = self.direct / (1.0 + t_low)
+        hurt = (1.0 / (1.0 + i_low)) @ self.cross
+        return (high - low) * (own + hurt)
+
+
+def branch_and_bound(
+    box: PowerBox,
+    low: np.ndarray,
+    anchor: np.ndarray,
+    incumbent: np.ndarray | None,
+    gap: float,
+    time_limit: float,
+    batch: int = monotonic.DEFAULT_BATCH,
+) -> tuple[np.ndarray, float, float, bool]:
+    """Best-first branch and bound over power boxes (module docstring).
+
+    Args:
+        box: the instance.
+        low: ``(U,)`` minimal normalized powers (every feasible point dominates them).
+        anchor: ``(U,)`` a strictly feasible point (repair target, first incumbent).
+        incumbent: ``(U,)`` a feasible point from a local method, or None.
+        gap: relative gap to stop at.
+        time_limit: seconds.
+        batch: boxes per vectorized step.
+
+    Returns:
+        ``(x, value, upper_bound, converged)``: best feasible powers ``(U,)`` (normalized),
+        their sum rate and the certified bound [bit/s/Hz].
+    """
+    start = time.perf_counter()
+    dim = box.dim
+    candidates = [anchor[None]] + ([incumbent[None]] if incumbent is not None else [])
+    cand = np.concatenate(candidates)
+    ok = box.feasible(cand)
+    values = np.where(ok, box.rates(cand).sum(axis=1), -np.inf)
+    best_x, best_value = cand[int(np.argmax(values))].copy(), float(values.max())
+    lows = low[None].copy()
+    highs = np.ones((1, dim))
+    alive = box.tighten(lows, highs)
+    bounds, _ = box.bound(lows, highs)
+    lows, highs, bounds = lows[alive], highs[alive], bounds[alive]
+    converged = False
+    while True:
+        top = float(bounds.max()) if bounds.size else best_value
+        if max(top, best_value) - best_value <= gap * max(top, best_value):
+            converged = True
+            break
+        if time.perf_counter() - start > time_limit:
+            break
+        # at least an eighth of the open list, so that bookkeeping stays a fraction of the work
+        take = min(max(batch, bounds.size // 8), bounds.size)
+        chosen = np.argpartition(-bounds, take - 1)[:take] if take < bounds.size else None
+        if chosen is None:
+            lo, hi = lows, highs
+            lows, highs, bounds = lows[:0], highs[:0], bounds[:0]
+        else:
+            keep = np.ones(bounds.size, dtype=bool)
+            keep[chosen] = False
+            lo, hi = lows[chosen], highs[chosen]
+            lows, highs, bounds = lows[keep], highs[keep], bounds[keep]
+        edge = np.argmax(box.branch_scores(lo, hi), axis=1)
+        rows = np.arange(lo.shape[0])
+        mid = 0.5 * (lo[rows, edge] + hi[rows, edge])
+        lo_a, hi_a, lo_b, hi_b = lo.copy(), hi.copy(), lo.copy(), hi.copy()
+        hi_a[rows, edge] = mid
+        lo_b[rows, edge] = mid
+        lo, hi = np.concatenate([lo_a, lo_b]), np.concatenate([hi_a, hi_b])
+        nonempty = box.tighten(lo, hi)
+        lo, hi = lo[nonempty], hi[nonempty]
+        if lo.shape[0] == 0:
+            continue
+        bnd, point = box.bound(lo, hi)
+        # lower bounds: the bound's maximizer and the box centre, repaired to feasibility
+        cand = np.concatenate([point, 0.5 * (lo + hi)])
+        ok = box.feasible(cand)
+        fixed = box.repair(cand[~ok], anchor)
+        cand = np.concatenate([cand[ok], fixed])
+        values = np.where(box.feasible(cand), box.rates(cand).sum(axis=1), -np.inf)
+        i = int(np.argmax(values))
+        improved = bool(values[i] > best_value)
+        if improved:
+            best_value, best_x = float(values[i]), cand[i].copy()
+        keep_new = bnd > best_value * (1.0 + 0.1 * gap)
+        if improved and bounds.size:  # the incumbent moved: prune the open boxes
+            keep_old = bounds > best_value * (1.0 + 0.1 * gap)
+            lows, highs, bounds = lows[keep_old], highs[keep_old], bounds[keep_old]
+        lows = np.concatenate([lows, lo[keep_new]])
+        highs = np.concatenate([highs, hi[keep_new]])
+        bounds = np.concatenate([bounds, bnd[keep_new]])
+    top = float(bounds.max()) if bounds.size else best_value
+    # boxes pruned against best * (1 + gap/10) may hold up to that value
+    upper = max(top, best_value * (1.0 + 0.1 * gap))
+    return best_x, best_value, upper, converged and upper - best_value <= gap * upper
+
+
+def _sca_incumbent(prepared: gp.PreparedInstance) -> np.ndarray | None:
+    """Normalized powers ``(U,)`` of the best SCA point from the anchor and the "one BS loud"
+    starts (:func:`feasnet.solvers.sca.starting_points`)."""
+    best, best_value = None, -math.inf
+    for start in sca.starting_points(prepared).values():
+        refined = sca.refine(prepared, start, max_iterations=20, tolerance=1e-7)
+        if refined.sum_rate > best_value:
+            best_value, best = refined.sum_rate, refined.power / prepared.pmax
+    return None if best is None else best.reshape(-1)
+
+
+def solve_instance_with_bound(
+    instance: dict[str, Any], options: dict[str, Any]
+) -> tuple[np.ndarray, str]:
+    """Per-instance global solve, packed for :func:`~feasnet.solvers.parallel.solve_each`.
+
+    Returns:
+        ``(packed, message)``: ``packed`` is ``(B * Q + 2,)`` float64: the powers ``(B, Q)`` [W]
+        flattened, then the certified upper bound on the sum rate [bit/s] and 1.0 when the gap
+        was reached (else 0.0); all NaN for an infeasible instance.
+    """
+    gain = np.asarray(instance["H"], dtype=np.float64)
+    num_bs, num_channels, _ = gain.shape
+    pmax, noise, bandwidth = instance["pmax"], instance["noise"], instance["bandwidth"]
+    gap = float(options.get("gap", DEFAULT_GAP))
+    time_limit = float(options.get("time_limit", DEFAULT_TIME_LIMIT))
+    start = time.perf_counter()
+    packed = np.full(num_bs * num_channels + 2, math.nan)
+    prepared = gp.prepare_instance(instance)
+    if not prepared.feasible:
+        return packed, prepared.reason
+    algorithm = options.get("algorithm", "power")
+    if algorithm not in ALGORITHMS:
+        raise ValueError(f"algorithm: expected one of {ALGORITHMS}, got {algorithm!r}")
+    box = PowerBox(gain, pmax, noise, prepared.beta)
+    incumbent = _sca_incumbent(prepared) if options.get("polish", True) else None
+    remaining = max(0.0, time_limit - (time.perf_counter() - start))
+    batch = int(options.get("batch", monotonic.DEFAULT_BATCH))
+    if algorithm == "power":
+        low = np.clip(prepared.min_power.reshape(-1) / pmax, 0.0, None)
+        anchor = prepared.anchor.reshape(-1) / pmax
+        x, value, upper, converged = branch_and_bound(
+            box, low, anchor, incumbent, gap, remaining, batch=batch
+        )
+    else:
+        region = RateRegion(gain, pmax, noise)
+        lower = (np.asarray(instance["min_rate"], dtype=np.float64) / bandwidth).reshape(-1)
+        start_rates = None
+        if incumbent is not None:  # a hair inside, so the oracle accepts it
+            start_rates = box.rates(incumbent[None])[0] * (1.0 - 1e-12)
+        result = monotonic.maximize(
+            np.ones(region.dim),
+            lower,
+            region.upper_rates(),
+            region,
+            gap=gap,
+            time_limit=remaining,
+            incumbent=start_rates,
+            batch=batch,
+            box_bound=region.box_bound,
+        )
+        if result is None:  # the exact test passed: only rounding can disagree
+            return packed, "infeasible: the rate targets are not reachable within the budgets"
+        x = np.clip(region.minimal_powers(result.point[None])[0].reshape(-1), 0.0, None)
+        value, upper, converged = result.value, result.upper_bound, result.converged
+    packed[: num_bs * num_channels] = x * pmax
+    packed[-2] = upper * bandwidth
+    packed[-1] = 1.0 if converged else 0.0
+    result_gap = (upper - value) / upper if upper > 0 else 0.0
+    if converged:
+        return packed, f"optimal within gap {gap:g}"
+    return packed, f"time limit: gap {result_gap:.3g}"
+
+
+def solve(
+    instances: PowerControlInstances,
+    workers: int | None = None,
+    gap: float = DEFAULT_GAP,
+    time_limit: float = DEFAULT_TIME_LIMIT,
+    polish: bool = True,
+    batch: int = monotonic.DEFAULT_BATCH,
+    algorithm: str = "power",
+) -> AllocationResult:
+    """Certified global optimum of every instance, one worker process per core.
+
+    Args:
+        instances: the batch.
+        workers: worker processes (default: the available cores; 1 runs in-process).
+        gap: relative gap ``(bound - sum rate) / bound`` at which an instance stops.
+        time_limit: seconds per instance; the best point and the bound so far are returned.
+        polish: start from the best SCA point (usually optimal; the bound closes faster).
+        batch: boxes per vectorized step of the search.
+        algorithm: one of :data:`ALGORITHMS`.
+
+    Returns:
+        An :class:`AllocationResult` named ``"global"`` with ``upper_bound`` [bit/s], ``gap``
+        and ``converged`` filled (NaN / False for infeasible instances).
+    """
+    if not 0 < gap < 1:
+        raise ValueError(f"gap: expected a value in (0, 1), got {gap}")
+    if not time_limit > 0:
+        raise ValueError(f"time_limit: expected > 0 seconds, got {time_limit}")
+    if algorithm not in ALGORITHMS:
+        raise ValueError(f"algorithm: expected one of {ALGORITHMS}, got {algorithm!r}")
+    options = {
+        "gap": gap,
+        "time_limit": time_limit,
+        "polish": polish,
+        "batch": batch,
+        "algorithm": algorithm,
+    }
+    b, q = instances.num_bs, instances.num_channels
+    packed, seconds, messages = solve_each(
+        solve_instance_with_bound,
+        instances,
+        options,
+        workers=workers,
+        label="global",
+        output_shape=(b * q + 2,),
+    )
+    power = packed[:, : b * q].reshape(-1, b, q)
+    result = AllocationResult.from_power("global", power, instances, seconds, messages)
+    upper = packed[:, -2]
+    converged = packed[:, -1] == 1.0
+    monotonic.attach_bound(result, upper, converged)
+    return result
+
+
+__all__ = [
+    "ALGORITHMS",
+    "DEFAULT_GAP",
+    "DEFAULT_TIME_LIMIT",
+    "PowerBox",
+    "RateRegion",
+    "branch_and_bound",
+    "solve",
+    "solve_instance_with_bound",
+]
