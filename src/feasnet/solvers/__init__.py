@@ -35,6 +35,10 @@ SOLVERS: dict[str, tuple[str, str]] = {
         "Frank-Wolfe with away steps from the interior anchor (HiGHS LP per step)",
     ),
     "ga": ("feasnet.solvers.genetic", "genetic algorithm, batched in torch, feasible by repair"),
+    "global": (
+        "feasnet.solvers.global_power_control",
+        "certified global optimum: branch and bound over power boxes (gap 1e-3)",
+    ),
 }
 """Power-control solver name -> (module, one-line description); the module's ``solve``."""
 
@@ -53,6 +57,11 @@ MISO_SOLVERS: dict[str, tuple[str, str, str]] = {
         "feasnet.solvers.wmmse",
         "solve_sdr",
         "WMMSE with QoS, beamformer updates by semidefinite relaxation (SOCP fallback)",
+    ),
+    "global": (
+        "feasnet.solvers.global_miso",
+        "solve",
+        "certified global optimum: branch-reduce-and-bound over the rate region (gap 1e-3)",
     ),
 }
 """MISO solver name -> (module, function, one-line description)."""

@@ -18,8 +18,8 @@ close to 1 at high SINR; ``K x K`` matrices via the Gram matrix and Sherman-Morr
 monotonically from 0 to the fixed point, whose sum is ``P_min(gamma)``. A sum above the budget
 therefore certifies *infeasible* at any iterate; a converged sum below the budget (with a small
 margin) certifies *feasible*; anything else stays undecided, which the search treats safely.
-The beams returned are the minimum-power beams of the best target vector, computed by :func:`feasnet.problems.miso.minimum_power` itself and checked in
-float64.
+The beams returned are the minimum-power beams of the best target vector, computed by
+:func:`feasnet.problems.miso.minimum_power` itself and checked in float64.
 """
 
 from __future__ import annotations
