@@ -258,6 +258,12 @@ class Problem(ABC):
     ) -> Any:
         """The family's result type for ``allocation`` (physical units), checked in float64."""
 
+    @classmethod
+    def recognizes(cls, arrays: Mapping[str, Any]) -> bool:
+        """The arrays look like this family's when their keys alone cannot tell (e.g. by the
+        shape of ``H``); used by the registry to break ties. Default: False."""
+        return False
+
     def check_arrays(self, arrays: Mapping[str, Any], source: str) -> None:
         """Raise a clear error for a missing required key or a key the format does not know."""
         unknown = sorted(set(arrays) - set(self.file_keys))

@@ -34,6 +34,9 @@ class PowerControlInstances:
         noise: ``(N,)`` float, receiver noise power [W].
         bandwidth: ``(N,)`` float, bandwidth of one channel [Hz].
         min_rate: ``(N, B, Q)`` float, minimum rate of every user [bit/s] (may be 0).
+        min_energy_efficiency: ``(N, B, Q)`` float or None, minimum energy efficiency
+            ``R_bq / P_bq`` of every user [bit/J], enforced as ``R_bq >= ee_bq P_bq`` (so a
+            user at zero power meets it; 0 means no requirement). None: no such constraint.
     """
 
     gain: Tensor
@@ -41,6 +44,7 @@ class PowerControlInstances:
     noise: Tensor
     bandwidth: Tensor
     min_rate: Tensor
+    min_energy_efficiency: Tensor | None = None
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -53,6 +57,7 @@ class PowerControlInstances:
         min_rate: Any,
         dtype: torch.dtype = torch.float64,
         device: torch.device | str | None = None,
+        min_energy_efficiency: Any = None,
     ) -> PowerControlInstances:
         """Validate array-likes, broadcast scalars and build a batch.
 
@@ -60,6 +65,8 @@ class PowerControlInstances:
             gain: ``(N, B, Q, B)`` linear power gains (non-negative, finite; direct gains > 0).
             pmax, noise, bandwidth: scalar or ``(N,)``, strictly positive [W, W, Hz].
             min_rate: scalar, ``(N,)`` or ``(N, B, Q)``, non-negative [bit/s].
+            min_energy_efficiency: None (no energy-efficiency constraint), or scalar, ``(N,)``
+                or ``(N, B, Q)``, non-negative [bit/J].
 
         Raises:
             InvalidInstanceError: naming the field and what was expected.
@@ -103,21 +110,30 @@ class PowerControlInstances:
         noise_t = per_instance("noise", noise, positive=True)
         bandwidth_t = per_instance("bandwidth", bandwidth, positive=True)
 
-        rate_t = _as_real_tensor("min_rate", min_rate, dtype, device)
-        if rate_t.ndim == 0:
-            rate_t = rate_t.expand(n, b, q).clone()
-        elif rate_t.shape == (n,):
-            rate_t = rate_t[:, None, None].expand(n, b, q).clone()
-        if rate_t.shape != (n, b, q):
-            raise InvalidInstanceError(
-                f"min_rate: expected a scalar, shape ({n},) or ({n}, {b}, {q}), got "
-                f"{tuple(rate_t.shape)}"
-            )
-        if not torch.isfinite(rate_t).all():
-            raise InvalidInstanceError("min_rate: contains NaN or inf")
-        if (rate_t < 0).any():
-            raise InvalidInstanceError("min_rate: must be >= 0 bit/s")
-        return cls(gain_t, pmax_t, noise_t, bandwidth_t, rate_t)
+        def per_user(name: str, value: Any, unit: str) -> Tensor:
+            t = _as_real_tensor(name, value, dtype, device)
+            if t.ndim == 0:
+                t = t.expand(n, b, q).clone()
+            elif t.shape == (n,):
+                t = t[:, None, None].expand(n, b, q).clone()
+            if t.shape != (n, b, q):
+                raise InvalidInstanceError(
+                    f"{name}: expected a scalar, shape ({n},) or ({n}, {b}, {q}), got "
+                    f"{tuple(t.shape)}"
+                )
+            if not torch.isfinite(t).all():
+                raise InvalidInstanceError(f"{name}: contains NaN or inf")
+            if (t < 0).any():
+                raise InvalidInstanceError(f"{name}: must be >= 0 {unit}")
+            return t
+
+        rate_t = per_user("min_rate", min_rate, "bit/s")
+        ee_t = (
+            None
+            if min_energy_efficiency is None
+            else per_user("min_energy_efficiency", min_energy_efficiency, "bit/J")
+        )
+        return cls(gain_t, pmax_t, noise_t, bandwidth_t, rate_t, ee_t)
 
     # ------------------------------------------------------------------ shape helpers
     @property
@@ -147,15 +163,20 @@ class PowerControlInstances:
             index = slice(index, index + 1)
         if isinstance(index, np.ndarray | list):
             index = torch.as_tensor(index, device=self.gain.device)
-        return PowerControlInstances(*(getattr(self, f.name)[index] for f in fields(self)))
+        return self._map(lambda t: t[index])
+
+    def _map(self, fn: Any) -> PowerControlInstances:
+        """A copy with ``fn`` applied to every tensor field (None fields stay None)."""
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        return PowerControlInstances(
+            **{k: (None if v is None else fn(v)) for k, v in values.items()}
+        )
 
     def to(
         self, dtype: torch.dtype | None = None, device: torch.device | str | None = None
     ) -> PowerControlInstances:
         """Copy to another float dtype and/or device."""
-        return PowerControlInstances(
-            *(getattr(self, f.name).to(dtype=dtype, device=device) for f in fields(self))
-        )
+        return self._map(lambda t: t.to(dtype=dtype, device=device))
 
     @property
     def dtype(self) -> torch.dtype:
@@ -167,22 +188,49 @@ class PowerControlInstances:
 
     def as_numpy(self) -> dict[str, np.ndarray]:
         """Plain float64 arrays keyed as in the ``.npz`` exchange format."""
-        return {
+        out = {
             "H": self.gain.detach().cpu().double().numpy(),
             "pmax": self.pmax.detach().cpu().double().numpy(),
             "noise": self.noise.detach().cpu().double().numpy(),
             "bandwidth": self.bandwidth.detach().cpu().double().numpy(),
             "min_rate": self.min_rate.detach().cpu().double().numpy(),
         }
+        if self.min_energy_efficiency is not None:
+            out["min_energy_efficiency"] = (
+                self.min_energy_efficiency.detach().cpu().double().numpy()
+            )
+        return out
+
+    @property
+    def has_energy_efficiency(self) -> bool:
+        """The instances carry a minimum energy efficiency (the constraint set enforces it)."""
+        return self.min_energy_efficiency is not None
 
     @staticmethod
     def concatenate(parts: list[PowerControlInstances]) -> PowerControlInstances:
-        """Stack batches of equal ``(B, Q)`` along the instance dimension."""
+        """Stack batches of equal ``(B, Q)`` along the instance dimension (a batch without
+        ``min_energy_efficiency`` counts as a zero requirement when another batch has one)."""
         if not parts:
             raise ValueError("concatenate: need at least one batch")
-        return PowerControlInstances(
-            *(torch.cat([getattr(p, f.name) for p in parts]) for f in fields(PowerControlInstances))
-        )
+        with_ee = any(p.min_energy_efficiency is not None for p in parts)
+        out: dict[str, Tensor | None] = {}
+        for f in fields(PowerControlInstances):
+            if f.name == "min_energy_efficiency":
+                out[f.name] = (
+                    torch.cat(
+                        [
+                            p.min_energy_efficiency
+                            if p.min_energy_efficiency is not None
+                            else torch.zeros_like(p.min_rate)
+                            for p in parts
+                        ]
+                    )
+                    if with_ee
+                    else None
+                )
+            else:
+                out[f.name] = torch.cat([getattr(p, f.name) for p in parts])
+        return PowerControlInstances(**out)  # type: ignore[arg-type]
 
 
 def _as_real_tensor(

@@ -220,7 +220,9 @@ def is_feasible(
     """Float64 feasibility check: ``(N,)`` bool.
 
     An allocation passes when it is finite, ``P >= 0``, every row sum is at most
-    ``pmax * (1 + rtol)`` and every rate is at least ``alpha * (1 - rtol)``.
+    ``pmax * (1 + rtol)``, every rate is at least ``alpha * (1 - rtol)`` and, for instances
+    carrying a minimum energy efficiency ``ee``, every rate is at least
+    ``ee * P * (1 - rtol)`` (the multiplied form of ``R / P >= ee``).
 
     Args:
         power: ``(N, B, Q)`` transmit powers [W] (any float dtype; checked in float64).
@@ -233,8 +235,45 @@ def is_feasible(
     p_safe = torch.where(torch.isfinite(p64), p64, torch.zeros_like(p64))
     nonneg = (p_safe >= 0).all(dim=(1, 2))
     budget = (p_safe.sum(dim=2) <= inst64.pmax[:, None] * (1 + rtol)).all(dim=1)
-    rate_ok = (rates(p_safe.clamp(min=0), inst64) >= inst64.min_rate * (1 - rtol)).all(dim=(1, 2))
+    r = rates(p_safe.clamp(min=0), inst64)
+    rate_ok = (r >= inst64.min_rate * (1 - rtol)).all(dim=(1, 2))
+    if inst64.min_energy_efficiency is not None:
+        ee_floor = inst64.min_energy_efficiency * p_safe.clamp(min=0) * (1 - rtol)
+        rate_ok = rate_ok & (r >= ee_floor).all(dim=(1, 2))
     return finite & nonneg & budget & rate_ok
+
+
+# ---------------------------------------------------------------------------- non-linear rows
+def rate_rows(power: Tensor, instances: PowerControlInstances) -> Tensor:
+    """Minimum-rate rows in their non-linear form (eq. 2), scale-free: ``(N, B, Q)``
+    ``1 - R_bq(P) / alpha_bq`` (``<= 0`` where met; ``-1`` for a user without target).
+    Differentiable in ``power`` ``(N, B, Q)`` [W]."""
+    alpha = instances.min_rate
+    has_target = alpha > 0
+    ratio = rates(power, instances) / torch.where(has_target, alpha, torch.ones_like(alpha))
+    return torch.where(has_target, 1 - ratio, -torch.ones_like(ratio))
+
+
+def energy_efficiency_rows(power: Tensor, instances: PowerControlInstances) -> Tensor:
+    """Energy-efficiency rows ``ee_bq P_bq - R_bq(P) <= 0`` divided by ``ee_bq pmax`` (so
+    scale-free): ``(N, B, Q)`` ``P_bq / pmax - R_bq(P) / (ee_bq pmax)``; ``-1`` for a user
+    without requirement (``ee = 0``) and everywhere when the instances carry none.
+    Differentiable in ``power`` ``(N, B, Q)`` [W]."""
+    ee = instances.min_energy_efficiency
+    if ee is None:
+        return -torch.ones_like(power)
+    has_req = ee > 0
+    scale = torch.where(has_req, ee, torch.ones_like(ee)) * instances.pmax[:, None, None]
+    row = (ee * power - rates(power, instances)) / scale
+    return torch.where(has_req, row, -torch.ones_like(row))
+
+
+def _energy_efficiency_ok(power: Tensor, instances: PowerControlInstances) -> Tensor:
+    """``(N,)`` bool, every energy-efficiency row holds exactly (float64, rtol 0)."""
+    if instances.min_energy_efficiency is None:
+        return torch.ones(power.shape[0], dtype=torch.bool, device=power.device)
+    floor = instances.min_energy_efficiency * power
+    return (rates(power, instances) >= floor).all(dim=(1, 2))
 
 
 # ---------------------------------------------------------------------------- min power
@@ -256,6 +295,12 @@ class MinimumPower:
             units, ``sum_c H[b, q, c] pmax / sigma^2``, overflows float64: their rates cannot
             be evaluated, so no allocation of the instance can be checked and it is reported
             infeasible. None when not computed (treated as all False).
+        efficiency_short: ``(N, B, Q)`` bool, users whose minimum energy efficiency fails at
+            ``P_min`` (``alpha_bq < ee_bq P_min[b, q]``). Every ratio ``R_bq / P_bq`` is
+            non-increasing in every power (``R_bq`` is concave in ``P_bq`` with ``R_bq(0) = 0``
+            and decreasing in the others' powers) and every rate-feasible ``P`` dominates
+            ``P_min``, so such an instance has no feasible point: the test stays exact.
+            None when the instances carry no energy-efficiency requirement.
     """
 
     power: Tensor
@@ -264,6 +309,7 @@ class MinimumPower:
     spectral_radius: Tensor
     overflow: Tensor | None = None
     gain_overflow: Tensor | None = None
+    efficiency_short: Tensor | None = None
 
     def reasons(self) -> list[str]:
         """One human-readable line per instance ("" when feasible)."""
@@ -287,6 +333,11 @@ class MinimumPower:
             elif not reachable:
                 out.append(
                     "infeasible: the rate targets cannot be met at any power (rho(B_q) >= 1)"
+                )
+            elif (user := _first_user(self.efficiency_short, i)) is not None:
+                out.append(
+                    f"infeasible: the energy-efficiency requirement of user (b={user[0]}, "
+                    f"q={user[1]}) fails at the minimum powers meeting the rate targets"
                 )
             else:
                 out.append("infeasible: the minimum powers meeting the rate targets exceed pmax")
@@ -350,6 +401,12 @@ def minimum_power(instances: PowerControlInstances) -> MinimumPower:
     power = torch.where(reachable[:, None, None], power, torch.full_like(power, float("nan")))
     fits = (power.sum(dim=2) <= inst64.pmax[:, None]).all(dim=1)
     feasible = reachable & fits & ~gain_overflow.any(dim=(1, 2))
+    efficiency_short = None
+    if inst64.min_energy_efficiency is not None:
+        # R_bq(P_min) = alpha_bq exactly; users without target sit at zero power (R = 0 = ee*0)
+        need = inst64.min_energy_efficiency * power
+        efficiency_short = reachable[:, None, None] & (inst64.min_rate < need)
+        feasible = feasible & ~efficiency_short.any(dim=(1, 2))
     return MinimumPower(
         power=power.to(instances.dtype),
         qos_reachable=reachable,
@@ -357,6 +414,7 @@ def minimum_power(instances: PowerControlInstances) -> MinimumPower:
         spectral_radius=radius.to(instances.dtype),
         overflow=user_overflow.transpose(1, 2),
         gain_overflow=gain_overflow,
+        efficiency_short=efficiency_short,
     )
 
 
@@ -394,8 +452,78 @@ def interior_anchor(
     anchor = p_min * scale[:, None, None]
     uniform = (fraction * pmax / instances.num_channels)[:, None, None].expand_as(p_min)
     anchor = torch.where(has_targets[:, None, None], anchor, uniform)
+    if instances.min_energy_efficiency is not None:
+        anchor = _efficient_anchor(instances, p_min, s_max, has_targets, fraction)
     anchor = torch.where(mp.feasible[:, None, None], anchor, torch.full_like(anchor, float("nan")))
     return anchor.to(instances.dtype)
+
+
+def _efficient_anchor(
+    instances: PowerControlInstances,
+    p_min: Tensor,
+    s_max: Tensor,
+    has_targets: Tensor,
+    fraction: float,
+    iterations: int = 60,
+) -> Tensor:
+    """The interior anchor when the instances carry a minimum energy efficiency.
+
+    Along a ray ``s * D`` from the origin every ratio ``R_bq / P_bq`` is non-increasing in
+    ``s``, so the energy-efficiency rows hold on an interval ``s <= s_ee`` found by bisection
+    on the exact float64 rows. With rate targets ``D = P_min`` and ``s`` runs over
+    ``[1, min(s_max, s_ee)]`` (rate rows strict for ``s > 1``); without, ``D`` is the uniform
+    split ``pmax / Q`` over the users whose ratio at vanishing power,
+    ``W H_bqb / (ln 2 sigma^2)``, exceeds their requirement (the others must stay at zero
+    power), and ``s`` runs over ``(0, min(1, s_ee)]``. The anchor is ``fraction`` of the way
+    along that interval: every ratio strictly above its requirement (the ratio decreases
+    strictly in ``s`` for a user with power), every budget slack.
+    Returns ``(N, B, Q)`` float64 [W].
+    """
+    inst64 = instances.to(torch.float64, p_min.device)
+    ee = inst64.min_energy_efficiency
+    assert ee is not None
+    direct = torch.diagonal(inst64.gain, dim1=1, dim2=3).transpose(1, 2)  # (N, B, Q)
+    slope0 = (
+        inst64.bandwidth[:, None, None] * direct / (math.log(2.0) * inst64.noise[:, None, None])
+    )
+    eligible = slope0 > ee
+    uniform = (inst64.pmax / inst64.num_channels)[:, None, None] * eligible
+    base = torch.where(has_targets[:, None, None], torch.nan_to_num(p_min), uniform)
+    low = torch.where(has_targets, torch.ones_like(s_max), torch.zeros_like(s_max))
+    high = torch.where(has_targets, torch.nan_to_num(s_max, nan=1.0), torch.ones_like(s_max))
+    ok_high = _energy_efficiency_ok(base * high[:, None, None], inst64)
+    for _ in range(iterations):
+        mid = 0.5 * (low + high)
+        ok = _energy_efficiency_ok(base * mid[:, None, None], inst64)
+        low = torch.where(ok, mid, low)
+        high = torch.where(ok, high, mid)
+    top = torch.where(ok_high, high, low)
+    start = torch.where(has_targets, torch.ones_like(top), torch.zeros_like(top))
+    scale = start + fraction * (top - start)
+    return base * scale[:, None, None]
+
+
+def ray_exit(x_anchor: Tensor, direction: Tensor, cons: LinearConstraints) -> Tensor:
+    """``(N,)`` largest ``t >= 0`` keeping ``x_anchor + t * direction`` inside ``G x <= h``.
+
+    Closed form: the first row the ray crosses, ``min`` over rows with ``G d > 0`` of
+    ``slack / (G d)`` (slack clamped at 0); ``inf`` where no row limits the ray.
+    Differentiable almost everywhere.
+
+    Args:
+        x_anchor: ``(N, U)`` feasible points in normalized vector layout (see
+            :func:`linear_constraints`).
+        direction: ``(N, U)`` directions, same layout.
+        cons: the instances' :func:`linear_constraints`.
+    """
+    slack = cons.h - torch.einsum("nmu,nu->nm", cons.G, x_anchor)  # >= 0 at a feasible anchor
+    rate = torch.einsum("nmu,nu->nm", cons.G, direction)
+    slack = torch.clamp(slack, min=0)
+    crosses = rate > 0
+    limits = torch.where(
+        crosses, slack / torch.where(crosses, rate, torch.ones_like(rate)), math.inf
+    )
+    return limits.amin(dim=1)
 
 
 def scale_toward_anchor(
@@ -421,15 +549,7 @@ def scale_toward_anchor(
     finite = torch.isfinite(power).all(dim=(1, 2))
     safe_power = torch.where(finite[:, None, None], power, anchor)
     direction = to_vector(safe_power) / pmax - x_anchor
-    slack = cons.h - torch.einsum("nmu,nu->nm", cons.G, x_anchor)  # >= 0 at a feasible anchor
-    rate = torch.einsum("nmu,nu->nm", cons.G, direction)
-    slack = torch.clamp(slack, min=0)
-    # only rows the candidate itself violates (rate > slack) limit the step
-    crosses = rate > slack
-    limits = torch.where(
-        crosses, slack / torch.where(crosses, rate, torch.ones_like(rate)), math.inf
-    )
-    t = torch.clamp(limits.amin(dim=1), max=1.0)
+    t = torch.clamp(ray_exit(x_anchor, direction, cons), max=1.0)
     t = torch.where(finite, t, torch.zeros_like(t))
     scaled = anchor + t[:, None, None] * (safe_power - anchor)
     scaled = torch.where((t == 1)[:, None, None], safe_power, scaled)  # exact when untouched
