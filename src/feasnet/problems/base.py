@@ -163,6 +163,12 @@ class Problem(ABC):
         """``(N, M)`` scale-free constraint values, feasible iff every entry ``<= 0``;
         differentiable with autograd."""
 
+    def objective_scale(self, instances: Any) -> Tensor | float:
+        """The natural unit of :meth:`objective` for a training loss, ``(N,)`` or a scalar
+        (default 1): losses use ``objective / objective_scale`` so that it and the violation
+        have comparable sizes (power control: the bandwidth, giving bit/s/Hz as eq. 14)."""
+        return 1.0
+
     def violation(self, x: Tensor, instances: Any) -> Tensor:
         """``(N,)`` squared violation ``sum_m relu(g_m)^2`` (0 iff feasible); differentiable."""
         return torch.relu(self.constraints(x, instances)).pow(2).sum(dim=1)

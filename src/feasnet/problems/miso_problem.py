@@ -91,10 +91,6 @@ class MisoProblem(Problem):
         ``1 - SINR_k / gamma_k``)."""
         return miso.constraint_values(self.to_physical(x, instances), instances)
 
-    def violation(self, x: Tensor, instances: MisoInstances) -> Tensor:
-        """``(N,)`` :func:`~feasnet.problems.miso.violation_measure` (sum of positive parts)."""
-        return miso.violation_measure(self.to_physical(x, instances), instances)
-
     def is_feasible(
         self, x: Tensor, instances: MisoInstances, rtol: float = DEFAULT_RTOL
     ) -> Tensor:

@@ -139,6 +139,10 @@ class PowerControlProblem(Problem):
         """``(N,)`` sum rate [bit/s]."""
         return pc.sum_rate(self.to_physical(x, instances), instances)
 
+    def objective_scale(self, instances: PowerControlInstances) -> Tensor:
+        """``(N,)`` the bandwidth [Hz]: the soft loss of eq. (14) uses ``R / W``."""
+        return instances.bandwidth
+
     def constraints(self, x: Tensor, instances: PowerControlInstances) -> Tensor:
         """``(N, M)`` scale-free rows, ``<= 0`` where met.
 
