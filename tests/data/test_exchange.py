@@ -59,11 +59,50 @@ def test_round_trip_per_instance_values(tmp_path: Path) -> None:
     assert torch.allclose(back.min_rate.double(), inst.min_rate, rtol=1e-6)
 
 
-def test_hand_written_file_with_extra_keys(tmp_path: Path) -> None:
-    arrays = valid_arrays() | {"note": np.array([1, 2, 3]), "pmax": np.full(N, 2e-3)}
+def test_hand_written_file_with_per_instance_values(tmp_path: Path) -> None:
+    arrays = valid_arrays() | {"pmax": np.full(N, 2e-3)}
     inst = load_npz(write(tmp_path / "mine.npz", arrays))
     assert inst.gain.shape == (N, B, Q, B)
     assert torch.all(inst.pmax == 2e-3) and torch.all(inst.min_rate == 2.5e6)
+
+
+def test_unknown_key_is_an_error(tmp_path: Path) -> None:
+    arrays = valid_arrays() | {"note": np.array([1, 2, 3])}
+    with pytest.raises(
+        InstanceFileError, match=r"mine\.npz: unknown key 'note' for a power-control"
+    ):
+        load_npz(write(tmp_path / "mine.npz", arrays))
+
+
+def test_key_of_the_other_family(tmp_path: Path) -> None:
+    arrays = valid_arrays() | {"sinr_min": np.asarray(1.0)}
+    with pytest.raises(InstanceFileError, match="unknown key 'sinr_min'.*miso files"):
+        load_npz(write(tmp_path / "mixed.npz", arrays))
+    miso = {
+        "H": np.ones((2, 2, 3), dtype=complex),
+        "pmax": 1.0,
+        "pc": 0.1,
+        "eta": 0.5,
+        "noise": 1.0,
+        "sinr_min": 1.0,
+        "weights": 1.0,
+    }
+    with pytest.raises(InstanceFileError, match="this file is a miso file"):
+        load_npz(write(tmp_path / "m.npz", miso), family="power-control")
+
+
+def test_energy_efficiency_round_trip(tmp_path: Path) -> None:
+    arrays = valid_arrays() | {"min_energy_efficiency": np.full((N, B, Q), 3e7)}
+    inst = load_npz(write(tmp_path / "ee.npz", arrays))
+    assert inst.min_energy_efficiency is not None
+    assert torch.all(inst.min_energy_efficiency == 3e7)
+    back = load_npz(save_npz(tmp_path / "ee2.npz", inst))
+    assert torch.equal(back.min_energy_efficiency, inst.min_energy_efficiency)
+    with np.load(tmp_path / "ee2.npz") as f:
+        assert f["min_energy_efficiency"].shape == ()  # constant: stored as a scalar
+    for bad, words in [(np.nan, "NaN"), (-1.0, ">= 0")]:
+        with pytest.raises(InstanceFileError, match=f"min_energy_efficiency: .*{words}"):
+            load_npz(write(tmp_path / "bad.npz", valid_arrays() | {"min_energy_efficiency": bad}))
 
 
 def test_error_types() -> None:

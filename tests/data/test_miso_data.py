@@ -273,7 +273,7 @@ def test_npz_round_trip(tmp_path: Path) -> None:
 
 
 def test_npz_hand_written_real_channel(tmp_path: Path) -> None:
-    arrays = valid_arrays() | {"H": np.ones((5, 2, 4)), "note": np.arange(3)}
+    arrays = valid_arrays() | {"H": np.ones((5, 2, 4))}
     inst = load_npz(write_npz(tmp_path / "real.npz", arrays))
     assert isinstance(inst, MisoInstances) and inst.channel.dtype == torch.complex128
     assert torch.all(inst.sinr_min == 1.0)

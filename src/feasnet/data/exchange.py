@@ -1,6 +1,7 @@
 """Bring-your-own-channels: instances as a plain NumPy ``.npz`` archive.
 
-Two families share the format; :func:`load_npz` tells them apart by their keys.
+Every registered family has its format (:attr:`feasnet.problems.base.Problem.file_keys`);
+:func:`load_npz` tells them apart by their keys (:func:`feasnet.problems.registry.family_of`).
 
 **Power control** (all values real numbers, SI units; read with ``allow_pickle=False``):
 
@@ -11,6 +12,9 @@ Two families share the format; :func:`load_npz` tells them apart by their keys.
 * ``noise``: scalar or ``(N,)``, receiver noise power [W], ``> 0``.
 * ``bandwidth``: scalar or ``(N,)``, bandwidth of one channel [Hz], ``> 0``.
 * ``min_rate``: scalar, ``(N,)`` or ``(N, B, Q)``, minimum rate of every user [bit/s], ``>= 0``.
+* ``min_energy_efficiency`` (optional): scalar, ``(N,)`` or ``(N, B, Q)``, minimum energy
+  efficiency ``R / P`` of every user [bit/J], ``>= 0``, enforced as ``R >= ee P``. Its
+  presence selects the ``energy-efficiency`` constraint set.
 
 **MISO beamforming** (see :class:`feasnet.problems.miso.MisoInstances`):
 
@@ -29,9 +33,11 @@ fewer of ``bandwidth``, ``min_rate`` is MISO; one with more of ``bandwidth``, ``
 power control; a tie (e.g. neither) is decided by ``H``: 3 dimensions or complex -> MISO,
 otherwise power control. Missing keys are then reported for that family.
 
-Other keys are ignored. A scalar applies to every instance (and every user, for the per-user
-values). :func:`save_npz` writes scalars when a value is the same everywhere, ``(K,)`` for
-MISO per-user values the same in every instance, and full arrays otherwise. Any problem raises
+Any other key is an error naming the key (a key of the other family says so: "this file is
+a miso file ..."); nothing in a file is silently ignored. A scalar applies to every instance
+(and every user, for the per-user values). :func:`save_npz` writes scalars when a value is
+the same everywhere, ``(K,)`` for MISO per-user values the same in every instance, and full
+arrays otherwise. Any problem raises
 :class:`InstanceFileError` naming the file and the key.
 
 Example (NumPy only)::
@@ -54,13 +60,12 @@ import torch
 from feasnet.atomic import atomic_path
 from feasnet.problems.instances import InvalidInstanceError, PowerControlInstances
 from feasnet.problems.miso import MisoInstances
+from feasnet.problems.registry import FAMILIES, FileFamilyError, family_of_arrays, problem_of
 
 REQUIRED_KEYS = ("H", "pmax", "noise", "bandwidth", "min_rate")
 """Keys every power-control exchange file must hold."""
 MISO_REQUIRED_KEYS = ("H", "pmax", "pc", "eta", "noise", "sinr_min", "weights")
 """Keys every MISO exchange file must hold."""
-_MISO_ONLY = ("pc", "eta", "sinr_min", "weights")
-_POWER_CONTROL_ONLY = ("bandwidth", "min_rate")
 
 Family = Literal["power-control", "miso"]
 _REAL_OF = {torch.complex64: torch.float32, torch.complex128: torch.float64}
@@ -71,37 +76,20 @@ class InstanceFileError(InvalidInstanceError):
     """An ``.npz`` instance file is missing, unreadable or invalid; the message names the key."""
 
 
-def _compact(value: np.ndarray, per_user: bool = False) -> np.ndarray:
-    """A scalar when constant; for ``per_user`` ``(N, K)`` values, ``(K,)`` when every
-    instance has the same row; else ``value`` itself."""
-    flat = value.reshape(-1)
-    if flat.size and np.all(flat == flat[0]):
-        return np.asarray(flat[0])
-    if per_user and value.shape[0] > 0 and np.all(value == value[:1]):
-        return value[0].copy()
-    return value
-
-
 def save_npz(
     path: str | os.PathLike[str], instances: PowerControlInstances | MisoInstances
 ) -> Path:
-    """Write ``instances`` to ``path`` in the exchange format (atomically).
+    """Write ``instances`` to ``path`` in their family's exchange format (atomically).
 
-    Power control: float64, constant ``pmax``, ``noise``, ``bandwidth`` and ``min_rate`` are
-    stored as scalars. MISO: ``H`` complex128, the rest float64; constant values as scalars,
-    ``sinr_min`` / ``weights`` equal in every instance as ``(K,)``.
+    Power control: float64, constant ``pmax``, ``noise``, ``bandwidth``, ``min_rate`` (and
+    ``min_energy_efficiency`` when the instances carry one) are stored as scalars. MISO: ``H``
+    complex128, the rest float64; constant values as scalars, ``sinr_min`` / ``weights`` equal
+    in every instance as ``(K,)``.
 
     Returns:
         The path written.
     """
-    arrays = instances.as_numpy()
-    out: dict[str, np.ndarray] = {"H": arrays["H"]}
-    if isinstance(instances, MisoInstances):
-        for key in MISO_REQUIRED_KEYS[1:]:
-            out[key] = _compact(arrays[key], per_user=key in ("sinr_min", "weights"))
-    else:
-        for key in REQUIRED_KEYS[1:]:
-            out[key] = _compact(arrays[key])
+    out = problem_of(instances).instances_to_arrays(instances)
     target = Path(path)
     with atomic_path(target) as tmp, open(tmp, "wb") as fh:
         # A file object keeps numpy from appending ".npz" to the temporary name.
@@ -110,19 +98,20 @@ def save_npz(
 
 
 def detect_family(keys: list[str] | set[str], h: np.ndarray | None = None) -> Family:
-    """The family an exchange file with ``keys`` most likely holds (see the module doc).
+    """The family an exchange file with ``keys`` most likely holds (see the module doc);
+    unknown keys are not judged here (:func:`load_npz` does).
 
     Args:
         keys: the archive's keys.
         h: the ``H`` array when readable, to break ties (3-D or complex -> MISO).
     """
-    miso = sum(key in keys for key in _MISO_ONLY)
-    power = sum(key in keys for key in _POWER_CONTROL_ONLY)
-    if miso != power:
-        return "miso" if miso > power else "power-control"
-    if h is not None and (h.ndim == 3 or h.dtype.kind == "c"):
-        return "miso"
-    return "power-control"
+    arrays: dict[str, np.ndarray] = {key: np.zeros(0) for key in keys}
+    if h is not None:
+        arrays["H"] = h
+    known = {
+        key: arrays[key] for key in arrays if any(key in c.file_keys for c in FAMILIES.values())
+    }
+    return family_of_arrays(known, "keys").family  # type: ignore[return-value]
 
 
 def load_npz(
@@ -131,81 +120,84 @@ def load_npz(
     device: torch.device | str | None = None,
     family: Family | None = None,
 ) -> PowerControlInstances | MisoInstances:
-    """Read and validate an exchange ``.npz`` file of either family.
+    """Read and validate an exchange ``.npz`` file of any registered family.
 
     Args:
         path: the file.
         dtype: float64 / float32 (or complex128 / complex64). Power control uses the real
             dtype, MISO the matching complex dtype for the channel.
         device: where the tensors go.
-        family: ``"power-control"`` or ``"miso"`` to skip detection (missing keys are then
-            reported for that family).
+        family: ``"power-control"`` or ``"miso"``: the family the caller needs; a file of
+            another family is an error saying which family it is.
 
     Returns:
         :class:`PowerControlInstances` (``gain (N, B, Q, B)`` etc.) or :class:`MisoInstances`
         (``channel (N, K, Nt)`` etc.) in ``dtype`` on ``device``.
 
     Raises:
-        InstanceFileError: missing file, not an ``.npz`` archive, a missing key (the message
-            lists the family's required keys), object / non-numeric arrays (complex only for
-            a MISO ``H``), wrong shapes, NaN / inf, out-of-range values (negative gains, noise
-            or weights, non-positive ``pmax``, ``eta`` outside ``(0, 1]``, ...).
+        InstanceFileError: missing file, not an ``.npz`` archive, a key the family's format
+            does not know (named; a key of another family says which family it belongs to), a
+            missing key (the message lists the family's required keys), object / non-numeric
+            arrays (complex only for a MISO ``H``), wrong shapes, NaN / inf, out-of-range
+            values (negative gains, noise, weights or energy efficiencies, non-positive
+            ``pmax``, ``eta`` outside ``(0, 1]``, ...).
     """
     p = Path(path)
     if not p.exists():
         raise InstanceFileError(f"{p}: no such file")
     if not p.is_file() or not zipfile.is_zipfile(p):
         raise InstanceFileError(f"{p}: not an .npz archive (expected a NumPy savez file)")
-    if family not in (None, "power-control", "miso"):
-        raise ValueError(f"family: expected 'power-control' or 'miso', got {family!r}")
+    if family is not None and family not in FAMILIES:
+        raise ValueError(
+            f"family: expected one of {', '.join(repr(f) for f in FAMILIES)}, got {family!r}"
+        )
     arrays: dict[str, np.ndarray] = {}
     try:
         with np.load(p, allow_pickle=False) as archive:
-            files = set(archive.files)
-            if family is None:
-                h = _load_key(p, archive, "H") if "H" in files else None
-                family = detect_family(files, h)
-            required = MISO_REQUIRED_KEYS if family == "miso" else REQUIRED_KEYS
-            missing = [key for key in required if key not in files]
-            if missing:
-                label = "a MISO file" if family == "miso" else "a power-control file"
-                other = REQUIRED_KEYS if family == "miso" else MISO_REQUIRED_KEYS
-                raise InstanceFileError(
-                    f"{p}: missing key {missing[0]!r}"
-                    + (f" (also {', '.join(repr(k) for k in missing[1:])})" if missing[1:] else "")
-                    + f"; required keys: {', '.join(required)} (read as {label}; the other "
-                    f"family needs {', '.join(other)})"
-                )
-            for key in required:
+            for key in archive.files:
                 arrays[key] = _load_key(p, archive, key)
     except InstanceFileError:
         raise
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
         raise InstanceFileError(f"{p}: cannot read as .npz ({exc})") from exc
+    try:
+        cls = family_of_arrays(arrays, str(p), expect=family)
+    except FileFamilyError as exc:
+        raise InstanceFileError(str(exc)) from exc
+    required = [key for key, spec in cls.file_keys.items() if spec.required]
+    missing = [key for key in required if key not in arrays]
+    if missing:
+        others = [
+            f"{name} needs {', '.join(k for k, v in other.file_keys.items() if v.required)}"
+            for name, other in FAMILIES.items()
+            if other is not cls
+        ]
+        raise InstanceFileError(
+            f"{p}: missing key {missing[0]!r}"
+            + (f" (also {', '.join(repr(k) for k in missing[1:])})" if missing[1:] else "")
+            + f"; required keys: {', '.join(required)} (read as a {cls.family} file"
+            + (f"; {'; '.join(others)}" if others else "")
+            + ")"
+        )
     for key, value in arrays.items():
-        kinds = "biufc" if (family == "miso" and key == "H") else "biuf"
+        kinds = "biufc" if (cls.complex_variable and key == "H") else "biuf"
         if value.dtype.kind not in kinds:
             expected = "complex or real numbers" if kinds == "biufc" else "real numbers"
             raise InstanceFileError(
                 f"{p}: {key}: expected {expected}, got array of dtype {value.dtype}"
             )
     real = _REAL_OF.get(dtype, dtype)
+    if real not in _COMPLEX_OF:
+        raise ValueError(f"dtype: expected float32/64 or complex64/128, got {dtype}")
     try:
-        if family == "miso":
-            if real not in _COMPLEX_OF:
-                raise ValueError(f"dtype: expected float32/64 or complex64/128, got {dtype}")
-            return MisoInstances.from_numpy(arrays, dtype=_COMPLEX_OF[real], device=device)
-        return PowerControlInstances.from_arrays(
-            arrays["H"],
-            arrays["pmax"],
-            arrays["noise"],
-            arrays["bandwidth"],
-            arrays["min_rate"],
-            dtype=real,
+        return cls().instances_from_arrays(
+            arrays,
+            str(p),
+            dtype=_COMPLEX_OF[real] if cls.complex_variable else real,
             device=device,
         )
     except InvalidInstanceError as exc:
-        raise InstanceFileError(f"{p}: {exc}") from exc
+        raise InstanceFileError(str(exc)) from exc
 
 
 def _load_key(p: Path, archive: np.lib.npyio.NpzFile, key: str) -> np.ndarray:

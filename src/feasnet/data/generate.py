@@ -29,10 +29,9 @@ from feasnet.channels.gaussian import gaussian_gains
 from feasnet.channels.path_loss import path_loss_gains
 from feasnet.data.miso_presets import MisoScenario, draw_miso_instances
 from feasnet.data.presets import Scenario
-from feasnet.problems import miso as _miso
 from feasnet.problems.instances import PowerControlInstances
 from feasnet.problems.miso import MisoInstances
-from feasnet.problems.power_control import minimum_power
+from feasnet.problems.registry import problem_of
 from feasnet.progress import progress_bar
 
 DEFAULT_BATCH_SIZE = 2048
@@ -70,10 +69,9 @@ class GenerationStats:
 
 
 def feasible_mask(instances: PowerControlInstances | MisoInstances) -> torch.Tensor:
-    """``(N,)`` bool, the exact feasibility test of the instances' family."""
-    if isinstance(instances, MisoInstances):
-        return _miso.minimum_power(instances).feasible
-    return minimum_power(instances).feasible
+    """``(N,)`` bool, the feasibility verdict of the instances' problem (exact for both
+    families and every constraint set; see :meth:`feasnet.problems.base.Problem.feasibility`)."""
+    return problem_of(instances).feasibility(instances).feasible
 
 
 def draw_instances(
@@ -107,7 +105,12 @@ def draw_instances(
             shadowing_db=scenario.shadowing_db,
         )
     return PowerControlInstances.from_arrays(
-        gain, scenario.pmax, scenario.noise_power, scenario.bandwidth, scenario.min_rate
+        gain,
+        scenario.pmax,
+        scenario.noise_power,
+        scenario.bandwidth,
+        scenario.min_rate,
+        min_energy_efficiency=scenario.min_energy_efficiency,
     )
 
 
@@ -174,9 +177,7 @@ def generate(
         rejected=rejected,
         seconds=time.perf_counter() - start,
     )
-    if isinstance(scenario, MisoScenario):
-        return MisoInstances.concatenate(kept), stats
-    return PowerControlInstances.concatenate(kept), stats
+    return type(kept[0]).concatenate(kept), stats
 
 
 def _check_progress(

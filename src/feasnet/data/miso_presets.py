@@ -104,6 +104,18 @@ class MisoScenario(BaseModel):
         """SINR target of every user, linear (0 when ``sinr_min_db`` is ``None``)."""
         return 0.0 if self.sinr_min_db is None else 10.0 ** (self.sinr_min_db / 10.0)
 
+    @property
+    def family(self) -> str:
+        """The problem family (registry name)."""
+        return "miso"
+
+    def check_sizes(self, instances: Any) -> tuple[str, str]:
+        """``(got, expected)`` sizes in words (``"K=3, Nt=5"``); equal when they match."""
+        return (
+            f"K={instances.num_users}, Nt={instances.num_antennas}",
+            f"K={self.num_users}, Nt={self.num_antennas}",
+        )
+
     def with_overrides(self, **changes: Any) -> MisoScenario:
         """A validated copy with some fields changed."""
         return MisoScenario.model_validate(self.model_dump() | changes)

@@ -49,6 +49,15 @@ class Scenario(BaseModel):
     num_bs: int = Field(gt=0, description="B, number of base stations")
     num_channels: int = Field(gt=0, description="Q, channels (= users) per BS")
     min_rate: float = Field(ge=0, allow_inf_nan=False, description="minimum user rate [bit/s]")
+    min_energy_efficiency: float | None = Field(
+        default=None,
+        ge=0,
+        allow_inf_nan=False,
+        description=(
+            "minimum energy efficiency R/P of every user [bit/J] (the energy-efficiency "
+            "constraint set, R >= ee * P); None: no such constraint"
+        ),
+    )
     pmax: float = Field(
         default=_gaussian.DEFAULT_PMAX_W,
         gt=0,
@@ -113,6 +122,18 @@ class Scenario(BaseModel):
 
     # ------------------------------------------------------------------ derived values
     @property
+    def family(self) -> str:
+        """The problem family (registry name)."""
+        return "power-control"
+
+    def check_sizes(self, instances: Any) -> tuple[str, str]:
+        """``(got, expected)`` sizes in words (``"B=3, Q=2"``); equal when they match."""
+        return (
+            f"B={instances.num_bs}, Q={instances.num_channels}",
+            f"B={self.num_bs}, Q={self.num_channels}",
+        )
+
+    @property
     def num_users(self) -> int:
         """``U = B * Q``."""
         return self.num_bs * self.num_channels
@@ -141,9 +162,14 @@ class Scenario(BaseModel):
 
     def summary(self) -> str:
         """One line: kind, sizes, target rate."""
+        ee = (
+            ""
+            if self.min_energy_efficiency is None
+            else f", min EE {self.min_energy_efficiency / 1e6:g} Mbit/J"
+        )
         return (
             f"{self.name}: {self.kind}, B={self.num_bs}, Q={self.num_channels}, "
-            f"U={self.num_users}, min rate {self.min_rate / 1e6:g} Mbit/s, "
+            f"U={self.num_users}, min rate {self.min_rate / 1e6:g} Mbit/s{ee}, "
             f"Pmax {self.pmax * 1e3:g} mW, noise {self.noise_power:.3g} W"
         )
 
@@ -228,9 +254,48 @@ PRESETS: dict[str, AnyScenario] = _build_presets()
 """Every named scenario, keyed by its (lower-case) name: power control first, then MISO."""
 
 
+SCENARIO_MODELS: dict[str, type[Scenario] | type[MisoScenario]] = {
+    "power-control": Scenario,
+    "miso": MisoScenario,
+}
+"""Family name -> its scenario model."""
+
+
 def scenario_family(scenario: AnyScenario) -> ScenarioFamily:
-    """``"miso"`` for a :class:`MisoScenario`, ``"power-control"`` for a :class:`Scenario`."""
-    return "miso" if isinstance(scenario, MisoScenario) else "power-control"
+    """The family a scenario belongs to (its ``family``), e.g. ``"miso"``."""
+    return scenario.family  # type: ignore[return-value]
+
+
+def scenario_model(family: str) -> type[Scenario] | type[MisoScenario]:
+    """The scenario model of ``family`` (ValueError for a family without scenarios)."""
+    if family not in SCENARIO_MODELS:
+        raise ValueError(f"family {family!r} has no scenario model")
+    return SCENARIO_MODELS[family]
+
+
+def imported_scenario(instances: Any, name: str, description: str) -> AnyScenario:
+    """A scenario recording imported ``instances`` (``kind`` ``imported``), of their family.
+    Per-instance values stay in the data; the scenario keeps sizes and representative values
+    (the first instance's scalars, the largest targets)."""
+    from feasnet.data.miso_presets import imported_miso_scenario
+    from feasnet.problems.registry import family_of
+
+    if family_of(instances).family == "miso":
+        return imported_miso_scenario(instances, name=name, description=description)
+    ee = instances.min_energy_efficiency
+    return Scenario(
+        name=name,
+        kind="imported",
+        num_bs=instances.num_bs,
+        num_channels=instances.num_channels,
+        min_rate=float(instances.min_rate.max()),
+        min_energy_efficiency=None if ee is None else float(ee.max()),
+        pmax=float(instances.pmax[0]),
+        bandwidth=float(instances.bandwidth[0]),
+        noise=float(instances.noise[0]),
+        num_samples=len(instances),
+        description=description,
+    )
 
 
 def preset_names() -> list[str]:

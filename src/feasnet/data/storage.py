@@ -60,23 +60,22 @@ from typing import Any
 import h5py
 import numpy as np
 import pydantic
-import torch
 
 from feasnet import __version__
 from feasnet.atomic import atomic_path
 from feasnet.data.generate import GenerationStats
-from feasnet.data.miso_presets import MisoScenario
-from feasnet.data.presets import AnyScenario, Scenario, ScenarioFamily, scenario_family
+from feasnet.data.presets import AnyScenario, ScenarioFamily, scenario_family, scenario_model
 from feasnet.problems.instances import InvalidInstanceError, PowerControlInstances
 from feasnet.problems.miso import MisoInstances
+from feasnet.problems.registry import family_of, get_family, hdf5_marker
 
 FORMAT_MARKER = "power-control-dataset"
 """Value of the root attribute ``feasnet_format`` of a power-control file."""
 MISO_FORMAT_MARKER = "miso-dataset"
 """Value of the root attribute ``feasnet_format`` of a MISO file."""
 FORMAT_MARKERS: dict[ScenarioFamily, str] = {
-    "power-control": FORMAT_MARKER,
-    "miso": MISO_FORMAT_MARKER,
+    "power-control": hdf5_marker("power-control"),
+    "miso": hdf5_marker("miso"),
 }
 """Root ``feasnet_format`` per family."""
 FORMAT_VERSION = 1
@@ -96,11 +95,16 @@ DEFAULT_SPLITS = (0.9, 0.05, 0.05)
 """Train, validation and test fractions of the power-control paper."""
 DEFAULT_MISO_SPLITS = (0.7, 0.0, 0.3)
 """Train, validation and test fractions of MISO data sets: the survey's 7:3, no validation."""
+DEFAULT_SPLITS_OF: dict[str, tuple[float, float, float]] = {
+    "power-control": DEFAULT_SPLITS,
+    "miso": DEFAULT_MISO_SPLITS,
+}
+"""Default split fractions per family (a family not listed gets :data:`DEFAULT_SPLITS`)."""
 
 
 def default_splits(scenario: AnyScenario) -> tuple[float, float, float]:
     """:data:`DEFAULT_MISO_SPLITS` for a MISO scenario, else :data:`DEFAULT_SPLITS`."""
-    return DEFAULT_MISO_SPLITS if isinstance(scenario, MisoScenario) else DEFAULT_SPLITS
+    return DEFAULT_SPLITS_OF.get(scenario_family(scenario), DEFAULT_SPLITS)
 
 
 class DatasetFileError(ValueError):
@@ -196,27 +200,18 @@ def split_sizes(num_instances: int, splits: tuple[float, float, float]) -> tuple
 
 def _check_match(instances: PowerControlInstances | MisoInstances, scenario: AnyScenario) -> None:
     """Raise ``ValueError`` unless the batch has the scenario's family and sizes."""
-    if isinstance(scenario, MisoScenario):
-        if not isinstance(instances, MisoInstances):
-            raise ValueError(
-                f"instances: power-control instances do not match MISO scenario {scenario.name!r}"
-            )
-        got = (instances.num_users, instances.num_antennas)
-        if got != (scenario.num_users, scenario.num_antennas):
-            raise ValueError(
-                f"instances: K={got[0]}, Nt={got[1]} do not match scenario {scenario.name!r} "
-                f"(K={scenario.num_users}, Nt={scenario.num_antennas})"
-            )
-        return
-    if not isinstance(instances, PowerControlInstances):
+    family, got_family = scenario_family(scenario), family_of(instances).family
+    if got_family != family:
         raise ValueError(
-            f"instances: MISO instances do not match power-control scenario {scenario.name!r}"
+            f"instances: {_LABEL.get(got_family, got_family)} instances do not match "
+            f"{_LABEL.get(family, family)} scenario {scenario.name!r}"
         )
-    if (instances.num_bs, instances.num_channels) != (scenario.num_bs, scenario.num_channels):
-        raise ValueError(
-            f"instances: B={instances.num_bs}, Q={instances.num_channels} do not match scenario "
-            f"{scenario.name!r} (B={scenario.num_bs}, Q={scenario.num_channels})"
-        )
+    got, expected = scenario.check_sizes(instances)
+    if got != expected:
+        raise ValueError(f"instances: {got} do not match scenario {scenario.name!r} ({expected})")
+
+
+_LABEL = {"miso": "MISO", "power-control": "power-control"}
 
 
 def write_dataset(
@@ -255,7 +250,7 @@ def write_dataset(
     created = datetime.now(UTC).isoformat(timespec="seconds")
     target = Path(path)
     with atomic_path(target) as tmp, h5py.File(tmp, "w") as f:
-        f.attrs["feasnet_format"] = FORMAT_MARKERS[family]
+        f.attrs["feasnet_format"] = hdf5_marker(family)
         f.attrs["format_version"] = FORMAT_VERSION
         f.attrs["scenario_json"] = scenario.model_dump_json()
         for key, value in scenario.model_dump().items():
@@ -276,8 +271,8 @@ def write_dataset(
         for name, size in zip(SPLIT_NAMES, sizes, strict=True):
             group = f.create_group(name)
             group.attrs["num_instances"] = size
-            for key in DATASETS_OF[family]:
-                group.create_dataset(key, data=arrays[key][start : start + size])
+            for key, value in arrays.items():
+                group.create_dataset(key, data=value[start : start + size])
             start += size
     return DatasetInfo(
         path=target,
@@ -339,8 +334,7 @@ def _attr(f: h5py.File, key: str) -> Any:
 
 
 def _family(f: h5py.File) -> ScenarioFamily:
-    marker = _attr(f, "feasnet_format")
-    return "miso" if marker == MISO_FORMAT_MARKER else "power-control"
+    return family_of(f).family  # type: ignore[return-value]
 
 
 def _info(f: h5py.File, path: Path) -> DatasetInfo:
@@ -348,9 +342,8 @@ def _info(f: h5py.File, path: Path) -> DatasetInfo:
     if raw is None:
         raise DatasetFileError(f"{path}: root attribute scenario_json is missing")
     family = _family(f)
-    model = MisoScenario if family == "miso" else Scenario
     try:
-        scenario: AnyScenario = model.model_validate(json.loads(raw))
+        scenario: AnyScenario = scenario_model(family).model_validate(json.loads(raw))
     except (json.JSONDecodeError, pydantic.ValidationError, TypeError) as exc:
         raise DatasetFileError(
             f"{path}: root attribute scenario_json is invalid for a {family} dataset ({exc})"
@@ -423,8 +416,17 @@ def read_dataset(
                 f"{p}: no split {split!r} (available: {', '.join(available) or 'none'})"
             )
         group = f[split]
+        cls = get_family(family)
+        for key in group:
+            if key not in cls.file_keys:
+                raise DatasetFileError(
+                    f"{p}: split {split!r}: unknown dataset {key!r} for a {family} data set; "
+                    f"known: {', '.join(cls.file_keys)}"
+                )
         arrays: dict[str, np.ndarray] = {}
-        for key in DATASETS_OF[family]:
+        for key, spec in cls.file_keys.items():
+            if key not in group and not spec.required:
+                continue
             if key not in group or not isinstance(group[key], h5py.Dataset):
                 raise DatasetFileError(f"{p}: split {split!r} has no dataset {key!r}")
             try:
@@ -438,41 +440,16 @@ def read_dataset(
             f"{p}: split {split!r} is empty (0 instances; the file was written with "
             f"{split} fraction {info.splits.get(split, 0.0):g})"
         )
-    if family == "miso":
-        return _miso_split(p, split, arrays, info), info
     try:
-        instances = PowerControlInstances.from_arrays(
-            arrays["H"], arrays["pmax"], arrays["noise"], arrays["bandwidth"], arrays["min_rate"]
-        )
+        instances = cls().instances_from_arrays(arrays, f"{p}: split {split!r}")
     except InvalidInstanceError as exc:
-        raise DatasetFileError(f"{p}: split {split!r}: {exc}") from exc
-    scenario = info.scenario
-    assert isinstance(scenario, Scenario)
-    expected = (scenario.num_bs, scenario.num_channels)
-    if (instances.num_bs, instances.num_channels) != expected:
+        raise DatasetFileError(str(exc)) from exc
+    got, expected = info.scenario.check_sizes(instances)
+    if got != expected:
         raise DatasetFileError(
-            f"{p}: split {split!r}: H has B={instances.num_bs}, Q={instances.num_channels} but "
-            f"the scenario says B={expected[0]}, Q={expected[1]}"
+            f"{p}: split {split!r}: H has {got} but the scenario says {expected}"
         )
     return instances, info
-
-
-def _miso_split(
-    p: Path, split: str, arrays: dict[str, np.ndarray], info: DatasetInfo
-) -> MisoInstances:
-    try:
-        instances = MisoInstances.from_numpy(arrays, dtype=torch.complex128)
-    except InvalidInstanceError as exc:
-        raise DatasetFileError(f"{p}: split {split!r}: {exc}") from exc
-    scenario = info.scenario
-    assert isinstance(scenario, MisoScenario)
-    expected = (scenario.num_users, scenario.num_antennas)
-    if (instances.num_users, instances.num_antennas) != expected:
-        raise DatasetFileError(
-            f"{p}: split {split!r}: H has K={instances.num_users}, Nt={instances.num_antennas} "
-            f"but the scenario says K={expected[0]}, Nt={expected[1]}"
-        )
-    return instances
 
 
 def read_training_splits(

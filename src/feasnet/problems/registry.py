@@ -153,9 +153,12 @@ def family_of_arrays(
             name = expect  # nothing family-specific: read it as the expected family
         else:
             marks = sorted(keys & own[name]) or ["H"]
+            needed = [k for k, v in FAMILIES[expect].file_keys.items() if v.required]
+            missing = [k for k in needed if k not in keys]
+            note = f"; missing key {missing[0]!r} of a {expect} file" if missing else ""
             raise FileFamilyError(
                 f"{source}: this file is a {name} file (keys {', '.join(marks)}), not a "
-                f"{expect} file"
+                f"{expect} file{note}"
             )
     cls = FAMILIES[name]
     unknown = sorted(keys - set(cls.file_keys))
