@@ -42,6 +42,8 @@ from feasnet.problems.instances import InvalidInstanceError, PowerControlInstanc
 LINEAR_RATE = "linear-rate"
 RATE = "rate"
 ENERGY_EFFICIENCY = "energy-efficiency"
+LINEAR_RATE_SETS = (LINEAR_RATE, RATE)
+"""The constraint sets whose feasible set is the polytope of eq. (4) (rate rows only)."""
 
 POWER_CONTROL_KEYS: dict[str, FileKey] = {
     "H": FileKey("(N, B, Q, B)", "linear", "power gain from BS c to the user (b, q)"),

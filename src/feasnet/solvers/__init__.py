@@ -81,14 +81,15 @@ def available(family: str = "power-control") -> dict[str, str]:
 
 def family_of(instances: Any) -> str:
     """``"power-control"`` or ``"miso"`` for a batch of instances (TypeError otherwise)."""
-    if isinstance(instances, MisoInstances):
-        return "miso"
-    if isinstance(instances, PowerControlInstances):
-        return "power-control"
-    raise TypeError(
-        "instances: expected PowerControlInstances or MisoInstances, got "
-        f"{type(instances).__name__}"
-    )
+    from feasnet.problems.registry import FAMILIES as _FAMILIES
+    from feasnet.problems.registry import family_of as _family_of
+
+    if not any(isinstance(instances, c.instances_type) for c in _FAMILIES.values()):
+        raise TypeError(
+            "instances: expected PowerControlInstances or MisoInstances, got "
+            f"{type(instances).__name__}"
+        )
+    return _family_of(instances).family
 
 
 @overload

@@ -65,6 +65,8 @@ from torch import Tensor
 
 from feasnet.problems import power_control as pc
 from feasnet.problems.instances import PowerControlInstances
+from feasnet.problems.power_control_problem import LINEAR_RATE_SETS
+from feasnet.problems.registry import problem_of, require_supported
 from feasnet.solvers._population import RayRepair, sum_rate_many, to_normalized
 from feasnet.solvers.result import AllocationResult
 from feasnet.threads import intra_op_threads, single_thread_worker
@@ -507,6 +509,7 @@ def solve(
         by ``N``; infeasible instances get NaN powers and the reason of
         :meth:`~feasnet.problems.power_control.MinimumPower.reasons`.
     """
+    require_supported(problem_of(instances), "fw", LINEAR_RATE_SETS)
     start_time = time.perf_counter()
     inst64 = instances.to(torch.float64, "cpu")
     mpow = pc.minimum_power(inst64)

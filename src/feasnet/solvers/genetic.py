@@ -52,6 +52,8 @@ from torch import Tensor
 
 from feasnet.problems import power_control as pc
 from feasnet.problems.instances import PowerControlInstances
+from feasnet.problems.power_control_problem import LINEAR_RATE_SETS
+from feasnet.problems.registry import problem_of, require_supported
 from feasnet.solvers._population import (
     RayRepair,
     sum_rate_many,
@@ -345,6 +347,7 @@ def solve(
         ``N``; infeasible instances get NaN powers and the reason of
         :meth:`~feasnet.problems.power_control.MinimumPower.reasons`.
     """
+    require_supported(problem_of(instances), "ga", LINEAR_RATE_SETS)
     del workers
     start = time.perf_counter()
     inst64 = instances.to(torch.float64, "cpu")

@@ -40,6 +40,8 @@ import torch
 
 from feasnet.problems import power_control as pc
 from feasnet.problems.instances import PowerControlInstances
+from feasnet.problems.power_control_problem import LINEAR_RATE_SETS
+from feasnet.problems.registry import problem_of, require_supported
 from feasnet.solvers.parallel import solve_each
 from feasnet.solvers.result import AllocationResult
 
@@ -367,6 +369,7 @@ def solve(
         inside the worker (the first instance of a size in each worker includes building the
         cvxpy problem).
     """
+    require_supported(problem_of(instances), "gp", LINEAR_RATE_SETS)
     if formulation not in FORMULATIONS:
         raise ValueError(f"formulation: expected one of {FORMULATIONS}, got {formulation!r}")
     options = {"solver": solver, "formulation": formulation}

@@ -267,17 +267,13 @@ def with_tolerance(
 ) -> Result:
     """``result`` checked again in float64 at relative tolerance ``rtol`` (same allocations,
     times, messages and optional extras); ``instances`` are the ones it was solved for."""
+    from feasnet.problems.registry import problem_of
+
     extras = {key: getattr(result, key) for key in OPTIONAL_KEYS}
-    if isinstance(result, BeamformingResult):
-        assert isinstance(instances, miso.MisoInstances)
-        checked: Result = BeamformingResult.from_beams(
-            result.method, result.beams, instances, result.seconds, result.messages, rtol
-        )
-    else:
-        assert isinstance(instances, PowerControlInstances)
-        checked = AllocationResult.from_power(
-            result.method, result.power, instances, result.seconds, result.messages, rtol
-        )
+    allocation = result.beams if isinstance(result, BeamformingResult) else result.power
+    checked: Result = problem_of(instances).result(
+        result.method, allocation, instances, result.seconds, result.messages, rtol
+    )
     for key, value in extras.items():
         setattr(checked, key, value)
     return checked

@@ -55,6 +55,7 @@ from typing import Any
 
 import cvxpy as cp
 import numpy as np
+import torch
 from scipy.optimize import linprog, minimize
 
 from feasnet.problems import power_control as pc
@@ -422,8 +423,190 @@ def starting_points(prepared: gp.PreparedInstance) -> dict[str, np.ndarray]:
     return points
 
 
+# ---------------------------------------------------------------------------- energy efficiency
+EE_MARGIN = 1e-7
+"""Relative margin on the energy-efficiency rows of the EE subproblem (keeps the conic
+solver's answer inside the true set in float64)."""
+
+
+@dataclass
+class _EfficientSurrogate:
+    problem: cp.Problem
+    x: cp.Variable  # (B, Q) normalized powers
+    gains: list[cp.Parameter]  # Q x (B, B): Hn[b, q, c]
+    weighted_cross: list[cp.Parameter]  # Q x (B, B): Hn[b, q, c] / (1 + i_bq(x^k)), c != b
+    slope: cp.Parameter  # (B, Q): g of the MM objective
+    qos_matrix: list[cp.Parameter]
+    qos_rhs: cp.Parameter
+    offset: cp.Parameter  # (B, Q): log(1 + i^k) - i^k / (1 + i^k)
+    efficiency: cp.Parameter  # (B, Q): ee * pmax * ln 2 / W * (1 + margin)
+
+
+_EE_CACHE: dict[tuple[int, int, tuple[bool, ...]], _EfficientSurrogate] = {}
+
+
+def _build_efficient_surrogate(
+    num_bs: int, num_channels: int, rows: tuple[bool, ...]
+) -> _EfficientSurrogate:
+    """The MM subproblem with the energy-efficiency rows of the users in ``rows`` (flattened
+    ``(B, Q)``) as the convex inner approximations ``ee pmax x_u <= R_lower_u(x)`` (nats per
+    ``W / ln 2``), where ``R_lower`` replaces ``log(1 + i_u)`` by its tangent at ``x^k``."""
+    x = cp.Variable((num_bs, num_channels), nonneg=True, name="x")
+    shape = (num_bs, num_bs)
+    gains = [cp.Parameter(shape, nonneg=True, name=f"Hn{q}") for q in range(num_channels)]
+    weighted = [cp.Parameter(shape, nonneg=True, name=f"Wc{q}") for q in range(num_channels)]
+    qos_matrix = [cp.Parameter(shape, name=f"M{q}") for q in range(num_channels)]
+    slope = cp.Parameter((num_bs, num_channels), nonneg=True, name="g")
+    qos_rhs = cp.Parameter((num_bs, num_channels), nonneg=True, name="v")
+    offset = cp.Parameter((num_bs, num_channels), name="c")
+    efficiency = cp.Parameter((num_bs, num_channels), nonneg=True, name="e")
+    received = [gains[q] @ x[:, q] for q in range(num_channels)]
+    objective = cp.sum(cp.log(1.0 + cp.hstack(received))) - cp.sum(cp.multiply(slope, x))
+    constraints = [cp.sum(x, axis=1) <= 1.0]
+    constraints += [qos_matrix[q] @ x[:, q] >= qos_rhs[:, q] for q in range(num_channels)]
+    for q in range(num_channels):
+        lower = cp.log(1.0 + received[q]) - weighted[q] @ x[:, q] - offset[:, q]
+        active = [b for b in range(num_bs) if rows[b * num_channels + q]]
+        if active:
+            constraints.append(cp.multiply(efficiency[active, q], x[active, q]) <= lower[active])
+    problem = cp.Problem(cp.Maximize(objective), constraints)
+    return _EfficientSurrogate(
+        problem, x, gains, weighted, slope, qos_matrix, qos_rhs, offset, efficiency
+    )
+
+
+def refine_energy_efficient(
+    batch: PowerControlInstances,
+    max_iterations: int = DEFAULT_MAX_ITERATIONS,
+    tolerance: float = DEFAULT_TOLERANCE,
+    solver: str = DEFAULT_SOLVER,
+    start: np.ndarray | None = None,
+) -> tuple[np.ndarray, str, bool]:
+    """Inner convex approximation of one feasible instance with energy-efficiency rows.
+
+    From the interior anchor, every step maximizes the MM surrogate of the sum rate subject to
+    the budget, the linear QoS rows and ``ee_u pmax x_u (1 + margin) <= R_lower_u(x)``, where
+    ``R_lower_u <= R_u`` is the rate with the subtracted ``log(1 + i_u)`` replaced by its
+    tangent at the iterate (concave in ``x``). The iterate satisfies the approximation with
+    equality, so each subproblem is feasible, its solution is feasible for the true problem,
+    and the true sum rate cannot decrease. A candidate that fails the float64 check (solver
+    tolerance) is pulled back toward the iterate until it passes; it is kept only if it is
+    better. Stops when a step gains less than ``tolerance`` (relative).
+
+    Args:
+        batch: one instance (``N = 1``, float64) with ``min_energy_efficiency``.
+        start: a feasible ``(B, Q)`` starting point [W] (default: the interior anchor).
+
+    Returns:
+        ``(power (B, Q) [W], message, converged)``.
+    """
+    arrays = batch.as_numpy()
+    b, q = batch.num_bs, batch.num_channels
+    pmax, noise = float(arrays["pmax"][0]), float(arrays["noise"][0])
+    bandwidth = float(arrays["bandwidth"][0])
+    hn = arrays["H"][0] * (pmax / noise)  # (B, Q, B)
+    direct = np.einsum("bqb->bq", hn)
+    cross = hn.copy()
+    for k in range(b):
+        cross[k, :, k] = 0.0
+    ee = arrays["min_energy_efficiency"][0]  # (B, Q) bit/J
+    beta = pc.min_sinr(batch)[0].numpy()
+    rows = tuple(bool(v) for v in (ee > 0).reshape(-1))
+    key = (b, q, rows)
+    if key not in _EE_CACHE:
+        _EE_CACHE[key] = _build_efficient_surrogate(b, q, rows)
+    sub = _EE_CACHE[key]
+    for k in range(q):
+        sub.gains[k].value = hn[:, k, :]
+        sub.qos_matrix[k].value = np.eye(b) - beta[:, k, None] * cross[:, k, :] / direct[:, k, None]
+    sub.qos_rhs.value = beta / direct
+    sub.efficiency.value = ee * pmax * math.log(2.0) / bandwidth * (1.0 + EE_MARGIN)
+    solvers = tuple(dict.fromkeys((solver, *FALLBACK_SOLVERS)))
+
+    def rate_of(x: np.ndarray) -> float:
+        return float(pc.sum_rate(torch.as_tensor(x * pmax)[None], batch)[0])
+
+    def feasible(x: np.ndarray) -> bool:
+        return bool(pc.is_feasible(torch.as_tensor(x * pmax)[None], batch, rtol=0.0)[0])
+
+    best = (pc.interior_anchor(batch)[0].numpy() if start is None else start) / pmax
+    best_rate = rate_of(best)
+    converged = False
+    notes: list[str] = []
+    for iteration in range(1, max_iterations + 1):
+        interference = np.einsum("bqc,cq->bq", cross, best)
+        weight = 1.0 / (1.0 + interference)
+        sub.slope.value = np.einsum("bqc,bq->cq", cross, weight)
+        for k in range(q):
+            sub.weighted_cross[k].value = cross[:, k, :] * weight[:, k, None]
+        sub.offset.value = np.log1p(interference) - interference * weight
+        x, failure = _solve_subproblem(sub, solvers)  # type: ignore[arg-type]
+        if x is None:
+            notes.append(f"sca: subproblem {iteration} failed ({failure})")
+            break
+        x = np.clip(x, 0.0, None)
+        for step in _STEP_SIZES:  # pull back toward the feasible iterate if needed
+            candidate = best + step * (x - best)
+            if feasible(candidate):
+                break
+        else:
+            candidate = best
+        rate = rate_of(candidate)
+        gain_rel = (rate - best_rate) / max(abs(best_rate), 1e-300)
+        if rate > best_rate:
+            best, best_rate = candidate, rate
+        if gain_rel < tolerance:
+            converged = True
+            break
+    if not converged:
+        notes.append(f"{NOT_CONVERGED}: iteration cap {max_iterations} reached")
+    return best * pmax, gp.join_messages(*_summarize(notes)), converged
+
+
+def _solve_energy_efficient(
+    instance: dict[str, Any], options: dict[str, Any]
+) -> tuple[np.ndarray, str]:
+    """Per-instance SCA for instances carrying ``min_energy_efficiency``."""
+    batch = PowerControlInstances.from_arrays(
+        np.asarray(instance["H"], dtype=np.float64)[None],
+        instance["pmax"],
+        instance["noise"],
+        instance["bandwidth"],
+        np.asarray(instance["min_rate"], dtype=np.float64)[None],
+        min_energy_efficiency=np.asarray(instance["min_energy_efficiency"], dtype=np.float64)[None],
+    )
+    mp = pc.minimum_power(batch)
+    if not bool(mp.feasible[0]):
+        return np.full((batch.num_bs, batch.num_channels), math.nan), mp.reasons()[0]
+    settings = {
+        "max_iterations": int(options.get("max_iterations", DEFAULT_MAX_ITERATIONS)),
+        "tolerance": float(options.get("tolerance", DEFAULT_TOLERANCE)),
+        "solver": options.get("solver", DEFAULT_SOLVER),
+    }
+    power, message, _ = refine_energy_efficient(batch, **settings)
+    if options.get("starts", "gp") == "multi":
+        # one start per BS: the anchor with every other BS turned down (EE ratios only grow
+        # when powers drop; kept only where the float64 check passes, i.e. rate rows hold)
+        anchor = pc.interior_anchor(batch)[0].numpy()
+        rate = float(pc.sum_rate(torch.as_tensor(power)[None], batch)[0])
+        for b in range(batch.num_bs):
+            point = anchor * 0.01
+            point[b] = anchor[b]
+            if not bool(pc.is_feasible(torch.as_tensor(point)[None], batch, rtol=0.0)[0]):
+                continue
+            other, note, _ = refine_energy_efficient(batch, start=point, **settings)
+            other_rate = float(pc.sum_rate(torch.as_tensor(other)[None], batch)[0])
+            if other_rate > rate:
+                power, message, rate = other, note, other_rate
+    return power, message
+
+
 def solve_instance(instance: dict[str, Any], options: dict[str, Any]) -> tuple[np.ndarray, str]:
     """Per-instance SCA (the :data:`~feasnet.solvers.parallel.InstanceSolver` signature).
+
+    Instances carrying ``min_energy_efficiency`` take the inner-approximation path
+    (:func:`refine_energy_efficient`, from the interior anchor, plus with ``starts="multi"``
+    one start per BS with the other BSs turned down; the GP options do not apply).
 
     Starts from the GP point (:func:`feasnet.solvers.gp.gp_point`), or from the interior anchor
     when the GP fails; with ``starts="multi"`` also from :func:`starting_points`, keeping the
@@ -442,6 +625,8 @@ def solve_instance(instance: dict[str, Any], options: dict[str, Any]) -> tuple[n
     starts = options.get("starts", "gp")
     if starts not in STARTS:
         raise ValueError(f"starts: expected one of {STARTS}, got {starts!r}")
+    if "min_energy_efficiency" in instance:
+        return _solve_energy_efficient(instance, options)
     prepared = gp.prepare_instance(instance)
     if not prepared.feasible:
         return np.full((prepared.num_bs, prepared.num_channels), math.nan), prepared.reason
