@@ -143,7 +143,7 @@ def test_train_then_solve_with_the_model(workdir: Path) -> None:
     code, out = invoke("data", "generate", "table2-2", "--out", workdir / "o.h5", "--samples", "40")
     assert code == 0, out
     code, out = invoke("solve", workdir / "o.h5", "--model", run, "--out", workdir / "o.npz")
-    assert code == 2 and "trained for B=3" in out
+    assert code == 2 and "trained for variables of shape (3, 2)" in out
 
 
 def test_bench_classical_writes_every_report(workdir: Path) -> None:

@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from feasnet.methods import build_model, get_method, method_family
-from feasnet.methods_miso import MISO_METHODS
+from feasnet.bench.miso import LEARNED_METHODS as MISO_METHODS
+from feasnet.methods import METHODS, get_method, method_families
+from feasnet.models import build_model, method_applies
 from feasnet.problems import miso
 from feasnet.problems.instances import PowerControlInstances
 from feasnet.solvers.result import BeamformingResult
@@ -33,8 +34,10 @@ def test_registry_has_the_six_survey_combinations() -> None:
         f"{layer}+{backbone}" for layer in ("penalty", "dc3", "hop") for backbone in ("mlp", "du")
     }
     for name in MISO_METHODS:
-        assert method_family(get_method(name)) == "miso"
-    assert method_family(get_method("dipnet")) == "power-control"
+        assert name in METHODS and method_applies(get_method(name), "miso")
+        assert "miso" in method_families(get_method(name))
+    assert not method_applies(get_method("dipnet"), "miso")  # qp needs a polytope
+    assert not method_applies(get_method("dc3+du"), "power-control")  # du is MISO-only
 
 
 @pytest.mark.parametrize("name", sorted(MISO_METHODS))
@@ -71,15 +74,15 @@ def test_training_improves_wsr_and_model_round_trips(data, tmp_path: Path) -> No
     )
     assert len(summary["history"]) >= 1
     model, payload = load_model(tmp_path)
-    assert payload["family"] == "miso" and payload["num_antennas"] == 4
+    assert payload["family"] == "miso" and payload["variable_shape"] == [4, 2]
     after = model_result(model, test)
     assert after.feasible.all()
     assert after.wsr.mean() > before.wsr.mean()
     # the trained model refuses other sizes and the other family
-    with pytest.raises(ValueError, match="Nt=4"):
+    with pytest.raises(ValueError, match="another size"):
         model_result(model, random_instances(n=4, users=2, antennas=6))
     power_control = PowerControlInstances.from_arrays(torch.ones(2, 2, 1, 2), 1.0, 1e-3, 1e6, 0.0)
-    with pytest.raises(ValueError, match="MISO"):
+    with pytest.raises(ValueError, match="miso model"):
         model_result(model, power_control)
 
 

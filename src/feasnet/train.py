@@ -6,11 +6,13 @@ A run folder holds:
   state, history), rewritten atomically after every epoch;
 * ``model.pt`` — the best model so far by the method's validation metric, loadable with
   ``torch.load(path, weights_only=True)``: plain tensors and primitives, carrying the method
-  configuration, the (B, Q) size and the ranges of the training scalars;
+  configuration, the problem (family and constraint set), the variable shape and the ranges
+  of the training scalars;
 * ``history.json`` — one row per epoch (loss, validation sum rate, violation probability).
 
-Training is self-supervised: the loss is the problem's own objective (the soft loss
-``-R / W + lambda V``), no labels needed.
+Training is self-supervised: the loss asks the problem (``-objective / objective_scale +
+lambda * violation``; power control: the soft loss ``-R / W + lambda V``), no labels needed.
+The loop never looks at the family: the model and the problem answer.
 """
 
 from __future__ import annotations
@@ -25,33 +27,36 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from feasnet.atomic import atomic_path, write_text
-from feasnet.methods import build_model, config_from_dict, method_family
-from feasnet.problems import miso
-from feasnet.problems import power_control as pc
-from feasnet.problems.instances import PowerControlInstances
-from feasnet.problems.miso import MisoInstances
+from feasnet.methods import MethodConfig, config_from_dict
+from feasnet.models import LearnedModel, build_model
+from feasnet.problems.base import Problem
+from feasnet.problems.registry import get_family
 from feasnet.progress import progress_bar
 from feasnet.run_folder import RunFolderError
-from feasnet.solvers.result import AllocationResult, BeamformingResult, Result
+from feasnet.solvers.result import Result
 from feasnet.threads import intra_op_threads, model_work, threads_for
 from feasnet.train_config import TrainConfig
 
 MODEL_FORMAT = "feasnet-power-control-model"
-MODEL_FORMAT_VERSION = 1
+"""``format`` key of every model file (the name predates the MISO family; kept so that older
+files stay loadable)."""
+MODEL_FORMAT_VERSION = 2
+"""2: nested method configuration, problem and variable shape; 1: flat configuration and
+per-family size keys (still loaded)."""
 
-
-Instances = PowerControlInstances | MisoInstances
-"""Instances of either problem family."""
+Instances = Any
+"""A batch of instances of any registered family."""
 VALIDATION_FRACTION_OF_TRAIN = 1 / 7
 """Share of the training split held out for early stopping when a data set has no validation
 split (the MISO sets follow the survey's 7:3 train/test split)."""
 
 
 def _validation_metrics(
-    model: Any, instances: Instances, batch_size: int = 2048
+    model: LearnedModel, instances: Instances, batch_size: int = 2048
 ) -> dict[str, float]:
     """Mean objective (violations as 0) and violation probability of the network output."""
     model.eval()
@@ -70,29 +75,42 @@ def _validation_metrics(
     }
 
 
-def _score(config: Any, metrics: dict[str, float]) -> tuple[float, float]:
+def _score(config: MethodConfig, metrics: dict[str, float]) -> tuple[float, float]:
     """Larger is better: (primary, tie-breaker) by the method's selection rule."""
-    if getattr(config, "selection", "objective") == "violation":
+    if config.selection == "violation":
         return (-metrics["violation_probability"], metrics["objective"])
     return (metrics["objective"], -metrics["violation_probability"])
 
 
-def scalar_ranges(instances: Instances, names: tuple[str, ...]) -> dict[str, list[float]]:
-    """``[min, max]`` of each named per-instance field (scalars and targets)."""
+def _scalar_arrays(problem: Problem, instances: Instances) -> dict[str, np.ndarray]:
+    """The real exchange arrays of ``instances`` with at most 3 dimensions (budgets, noise,
+    targets; not the channel gains)."""
+    arrays = problem.instances_to_arrays(instances)
     return {
-        name: [float(getattr(instances, name).min()), float(getattr(instances, name).max())]
-        for name in names
+        key: np.asarray(value)
+        for key, value in arrays.items()
+        if not np.iscomplexobj(value) and np.ndim(value) <= 3
+    }
+
+
+def scalar_ranges(problem: Problem, instances: Instances) -> dict[str, list[float]]:
+    """``[min, max]`` of each scalar and target array of the exchange format."""
+    return {
+        key: [float(value.min()), float(value.max())]
+        for key, value in _scalar_arrays(problem, instances).items()
+        if value.size
     }
 
 
 def model_payload(
-    model: Any, ranges: dict[str, list[float]], extra: dict[str, Any]
+    model: LearnedModel, ranges: dict[str, list[float]], extra: dict[str, Any]
 ) -> dict[str, Any]:
     """What ``model.pt`` holds (only tensors and primitives: ``weights_only`` loads it)."""
     return {
         "format": MODEL_FORMAT,
         "format_version": MODEL_FORMAT_VERSION,
-        "family": method_family(model.config),
+        "family": model.problem.family,
+        "constraint_set": model.problem.constraint_set,
         "method": model.config.model_dump(mode="json"),
         **model.size(),
         "training_ranges": ranges,
@@ -118,7 +136,9 @@ def _under_thread_policy(train_fn: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         arguments = signature.bind(*args, **kwargs).arguments
         config = arguments.get("config") or TrainConfig()
-        probe = build_model(arguments["method"], arguments["train_set"])  # only to size it
+        probe = build_model(
+            arguments["method"], arguments["train_set"], problem=arguments.get("problem")
+        )  # only to size it
         work = model_work(probe, config.batch_size, training=True)
         with intra_op_threads(threads_for(work, config.threads)):
             return train_fn(*args, **kwargs)
@@ -128,7 +148,7 @@ def _under_thread_policy(train_fn: Callable[..., Any]) -> Callable[..., Any]:
 
 @_under_thread_policy
 def train(
-    method: Any,
+    method: MethodConfig,
     train_set: Instances,
     validation_set: Instances,
     out_dir: Path,
@@ -137,11 +157,12 @@ def train(
     metadata: dict[str, Any] | None = None,
     log: Callable[[str], None] = print,
     force: bool = False,
+    problem: Problem | None = None,
 ) -> dict[str, Any]:
     """Train ``method`` and write the run folder; returns the final summary.
 
     Args:
-        method: the method preset (see :data:`feasnet.methods.METHODS`), of either family.
+        method: the method (see :data:`feasnet.methods.METHODS`).
         train_set, validation_set: instances of one size and of the method's family. An empty
             validation set holds out the last :data:`VALIDATION_FRACTION_OF_TRAIN` of the
             training set instead.
@@ -151,6 +172,8 @@ def train(
         metadata: extra primitives stored in ``model.pt`` (e.g. the scenario).
         log: where progress lines go.
         force: start over in a folder that already holds a run (its files are replaced).
+        problem: the problem to train on (family and constraint set); default: the one the
+            instances call for (:func:`feasnet.problems.registry.problem_of`).
 
     Raises:
         RunFolderError: ``out_dir`` holds a run (``checkpoint.pt`` or ``model.pt``) and neither
@@ -174,7 +197,7 @@ def train(
     if config.max_train_samples is not None:
         train_set = train_set[: config.max_train_samples]
     torch.manual_seed(config.seed)
-    model = build_model(method, train_set)
+    model = build_model(method, train_set, problem=problem)
     model.fit_normalizer(train_set)
     model.to(device)
     train_dev = train_set.to(torch.float32, device)
@@ -182,7 +205,7 @@ def train(
     objective_unit = model.objective_unit
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
     scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=config.lr_decay)
-    ranges = scalar_ranges(train_set, model.range_fields)
+    ranges = scalar_ranges(model.problem, train_set)
     extra = {"metadata": metadata or {}, "train_config": config.model_dump(mode="json")}
 
     start_epoch, history = 0, []
@@ -291,8 +314,11 @@ def _epochs_since_best(history: list[dict[str, Any]]) -> int:
     return len(history) - _best_epoch(history)
 
 
-def load_model(path: Path) -> tuple[Any, dict[str, Any]]:
-    """Load ``model.pt`` (or a run folder holding one) with ``weights_only=True``."""
+def load_model(path: Path) -> tuple[LearnedModel, dict[str, Any]]:
+    """Load ``model.pt`` (or a run folder holding one) with ``weights_only=True``.
+
+    Files of format version 1 (flat method configuration, per-family size keys) load too.
+    """
     path = Path(path)
     if path.is_dir():
         path = path / "model.pt"
@@ -308,28 +334,31 @@ def load_model(path: Path) -> tuple[Any, dict[str, Any]]:
     if not isinstance(payload, dict) or payload.get("format") != MODEL_FORMAT:
         raise ValueError(f"model: {path} is not a feasnet model file")
     method = config_from_dict(payload["method"])
-    size_keys = (
-        ("num_antennas", "num_users")
-        if payload.get("family") == "miso"
-        else (
-            "num_bs",
-            "num_channels",
+    family = get_family(payload.get("family") or "power-control")
+    problem = family(payload.get("constraint_set") or "")
+    if "variable_shape" in payload:
+        shape = tuple(int(s) for s in payload["variable_shape"])
+    else:  # format version 1
+        keys = (
+            ("num_antennas", "num_users")
+            if "num_antennas" in payload
+            else ("num_bs", "num_channels")
         )
-    )
-    model = build_model(method, **{key: int(payload[key]) for key in size_keys})
+        shape = tuple(int(payload[key]) for key in keys)
+    model = build_model(method, problem=problem, shape=shape)
     model.load_state_dict(payload["state_dict"])
     model.eval()
     return model, payload
 
 
 def model_result(
-    model: Any,
+    model: LearnedModel,
     instances: Instances,
     guard: bool | None = None,
     name: str | None = None,
     threads: int | None = None,
 ) -> Result:
-    """Allocate with a trained model and package the float64-checked result.
+    """Allocate with a trained model and package the problem's float64-checked result.
 
     Infeasible instances carry the exact test's reason; samples the guard repaired say so.
     Time per sample is the batch's wall time divided by its size. ``threads`` sets the torch
@@ -337,18 +366,16 @@ def model_result(
     work, one thread unless the batch is very large); the caller's setting is restored.
     """
     model.check_size(instances)
+    problem = model.problem
     with intra_op_threads(threads_for(model_work(model, len(instances)), threads)):
         output, fired, seconds = model.allocate(instances, guard=guard)
-        family = miso if isinstance(instances, MisoInstances) else pc
-        reasons = family.minimum_power(instances).reasons()
+        reasons = problem.feasibility(instances).reasons
     messages = [
         reason or ("guard fired" if was_fixed else "")
         for reason, was_fixed in zip(reasons, fired.tolist(), strict=True)
     ]
     label, per_sample = name or model.config.name, seconds / len(instances)
-    if isinstance(instances, MisoInstances):
-        return BeamformingResult.from_beams(label, output, instances, per_sample, messages)
-    return AllocationResult.from_power(label, output, instances, per_sample, messages)
+    return problem.result(label, output, instances, per_sample, messages)
 
 
 def warn_if_outside_training(
@@ -359,9 +386,13 @@ def warn_if_outside_training(
     The layers read each instance's own constraints, so allocations stay feasible; only the
     quality of the backbone's guess may suffer.
     """
+    family = get_family(payload.get("family") or "power-control")
+    arrays = _scalar_arrays(family(payload.get("constraint_set") or ""), instances)
     reasons = []
     for name, (low, high) in payload["training_ranges"].items():
-        values = getattr(instances, name)
+        values = arrays.get(name)
+        if values is None or not values.size:
+            continue
         if float(values.min()) < low * (1 - rtol) or float(values.max()) > high * (1 + rtol):
             reasons.append(
                 f"{name} in [{float(values.min()):.4g}, {float(values.max()):.4g}] is outside "

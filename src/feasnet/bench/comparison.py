@@ -31,7 +31,8 @@ from feasnet.data.generate import generate
 from feasnet.data.presets import get_preset
 from feasnet.evaluate import MethodMetrics, evaluate, tightest_upper_bound
 from feasnet.layers.guard import guard_result
-from feasnet.methods import build_layer, get_method
+from feasnet.layers.registry import build_layer
+from feasnet.methods import get_method
 from feasnet.problems.instances import PowerControlInstances
 from feasnet.problems.power_control import DEFAULT_RTOL
 from feasnet.run_folder import stale
@@ -151,7 +152,7 @@ def learned_result(
         (run_dir / "done").touch()
     model, _ = load_model(run_dir)
     if config.layer != model.config.layer:  # same weights, another projection implementation
-        model.layer = build_layer(config)
+        model.layer = build_layer(config.layer.kind, config.layer.options, model.problem)
     model.config = config  # the +fw variants differ from their base only at inference
 
     def evaluate_on(instances: PowerControlInstances) -> AllocationResult:

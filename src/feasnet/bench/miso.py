@@ -39,7 +39,6 @@ from feasnet.bench.comparison import (
 )
 from feasnet.data import storage
 from feasnet.evaluate import MethodMetrics, evaluate, tightest_upper_bound
-from feasnet.methods_miso import MISO_METHODS
 from feasnet.problems.miso import DEFAULT_RTOL
 from feasnet.solvers.result import BeamformingResult
 from feasnet.train import TrainConfig
@@ -65,7 +64,10 @@ SWEEPS: dict[str, Sweep] = {
 }
 """Suite name -> sweep."""
 
-LEARNED_METHODS = tuple(MISO_METHODS)
+LEARNED_METHODS = tuple(
+    f"{layer}+{backbone}" for backbone in ("mlp", "du") for layer in ("penalty", "dc3", "hop")
+)
+"""The survey's six learned methods (:data:`feasnet.methods.METHODS`)."""
 """``penalty+mlp, dc3+mlp, hop+mlp, penalty+du, dc3+du, hop+du``."""
 REFERENCE = "wmmse"
 DEFAULT_METHODS = (REFERENCE, "min-power", *LEARNED_METHODS)
@@ -113,7 +115,7 @@ def _solve_point(
                 results[name] = cached
                 continue
         start = time.perf_counter()
-        if name in MISO_METHODS:
+        if name in LEARNED_METHODS:
             result = learned_result(name, point_dir, dataset, train_config, log)(instances)
         else:
             result = solvers.solve(name, instances, workers=workers)

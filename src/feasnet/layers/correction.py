@@ -67,11 +67,14 @@ rows as given (equilibration changed neither its step counts nor its failures ma
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import torch
+from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 
+from feasnet.layers.base import FeasibilityLayer, constraint_jacobian, unsupported
+from feasnet.problems.base import Problem
 from feasnet.problems.instances import PowerControlInstances
 from feasnet.problems.power_control import (
     LinearConstraints,
@@ -362,3 +365,172 @@ class IterativeCorrection(nn.Module):
             f"test_mode={self.test_mode!r}, newton_regularization={self.newton_regularization}, "
             f"bound_passes={self.bound_passes}"
         )
+
+
+# ============================================================================ any problem
+class CorrectionConfig(BaseModel):
+    """Settings of the ``correction`` layer (DEPNet; defaults from the paper where it gives
+    them). ``nonnegative``: clamp ``x >= 0`` after every step (the paper's rule; real
+    variables only, ignored for complex ones)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    train_steps: int = Field(5, ge=0)
+    step_size: float = Field(DEFAULT_STEP_SIZE, gt=0)
+    momentum: float = Field(DEFAULT_MOMENTUM, ge=0, lt=1)
+    test_steps: int = Field(100, ge=0)
+    newton_regularization: float = Field(DEFAULT_NEWTON_REGULARIZATION, gt=0)
+    bound_passes: int = Field(DEFAULT_BOUND_PASSES, ge=0)
+    nonnegative: bool = True
+
+
+class CorrectionLayer(FeasibilityLayer):
+    """``correction``: DEPNet's unrolled correction on any problem with real variables.
+
+    Training mode: ``train_steps`` heavy-ball gradient steps on the squared violation of the
+    equilibrated rows (differentiable); eval mode: up to ``test_steps`` regularized Newton
+    steps (float64, bound-aware, early exit), as in :func:`correct`. Where the problem has a
+    linear form (``linear-rate``) the rows are ``G x <= h`` and this is exactly
+    :class:`IterativeCorrection`; otherwise the rows are ``problem.constraints`` and their true
+    Jacobian comes from autograd (:func:`correct_rows`), which is what lets DEPNet handle the
+    non-linear rate and energy-efficiency sets. Hard in eval mode where Newton converges
+    (checked by the conformance tests; pair it with the guard for a certificate).
+    """
+
+    Config = CorrectionConfig
+
+    @classmethod
+    def check(cls, problem: Problem) -> None:
+        if problem.complex_variable:
+            raise unsupported(
+                "correction", problem, "it needs a real variable; use dc3 for complex beams"
+            )
+
+    def forward(self, raw: Tensor, instances: Any, extra: Tensor | None = None) -> Tensor:
+        """``(N, *shape)`` corrected normalized points in ``raw``'s dtype."""
+        config = self.config
+        assert isinstance(config, CorrectionConfig)
+        if self.training:
+            steps, mode, early_exit = config.train_steps, "gradient", False
+        else:
+            steps, mode, early_exit = config.test_steps, "newton", True
+        dtype = torch.float64 if mode == "newton" else raw.dtype
+        inst = instances.to(dtype, raw.device)
+        flat = raw.reshape(raw.shape[0], -1)
+        options = {
+            "step_size": config.step_size,
+            "momentum": config.momentum,
+            "regularization": config.newton_regularization,
+            "bound_passes": config.bound_passes if config.nonnegative else 0,
+            "early_exit": early_exit,
+        }
+        form = self.problem.linear_form(inst)
+        if form is not None and config.nonnegative:
+            rows = LinearConstraints(G=form.G.to(dtype), h=form.h.to(dtype))
+            x = correct(flat, rows, steps, mode, **options)  # type: ignore[arg-type]
+        else:
+            x = correct_rows(
+                self.problem,
+                flat,
+                inst,
+                raw.shape[1:],
+                steps,
+                mode,  # type: ignore[arg-type]
+                nonnegative=config.nonnegative,
+                **options,
+            )
+        return x.reshape(raw.shape)
+
+
+def _row_offsets(
+    problem: Problem, shape: torch.Size, instances: Any, n: int, like: Tensor
+) -> Tensor:
+    """``(N, M)`` relative size ``c_i`` of each row, the unit of the margin ``g_i <= -margin
+    c_i``: ``|g_i(0)|`` (for rows ``G x - h`` this is ``|h_i|``, the rule of :func:`tighten`),
+    1 for rows that vanish at 0 except the bounds ``-x_j <= 0``, which stay untightened (the
+    clamp keeps them)."""
+    zero = torch.zeros(n, *shape, dtype=like.dtype, device=like.device)
+    g0, jac0 = constraint_jacobian(problem, zero, instances)
+    flat = jac0.reshape(n, g0.shape[1], -1)
+    bound = (flat.eq(-1).sum(dim=2) == 1) & (flat.ne(0).sum(dim=2) == 1)
+    offset = g0.abs()
+    return torch.where(offset > 0, offset, torch.where(bound, 0.0, 1.0).to(offset.dtype))
+
+
+def correct_rows(
+    problem: Problem,
+    x: Tensor,
+    instances: Any,
+    shape: torch.Size,
+    steps: int,
+    mode: CorrectionMode = "newton",
+    *,
+    step_size: float = DEFAULT_STEP_SIZE,
+    momentum: float = DEFAULT_MOMENTUM,
+    regularization: float = DEFAULT_NEWTON_REGULARIZATION,
+    bound_passes: int = DEFAULT_BOUND_PASSES,
+    nonnegative: bool = True,
+    margin: float | None = None,
+    early_exit: bool = False,
+) -> Tensor:
+    """:func:`correct` with the rows ``problem.constraints`` (any smooth rows).
+
+    The same two rules, with ``G`` replaced by the Jacobian ``J(x)`` of the rows at the current
+    point (autograd; for linear rows the two coincide) and the excess ``relu(g + margin c)``
+    (``c`` from :func:`_row_offsets`). The gradient rule works on equilibrated rows
+    ``g_i / |J_i|`` and is differentiable (the Jacobian is built with ``create_graph``);
+    Newton runs in float64.
+
+    Args:
+        problem: rows ``g(x) <= 0`` and their autograd Jacobian.
+        x: ``(N, D)`` flattened normalized points.
+        instances: ``N`` instances in the working dtype.
+        shape: per-instance variable shape (``D`` entries).
+        steps, mode, step_size, momentum, regularization, bound_passes, margin, early_exit:
+            as in :func:`correct`.
+        nonnegative: clamp at 0 after every step.
+
+    Returns:
+        ``(N, D)`` corrected points in ``x``'s dtype.
+    """
+    margin = default_margin(x.dtype) if margin is None else margin
+    work = torch.float64 if mode == "newton" else x.dtype
+    z = x.to(work)
+    inst = instances.to(work, z.device)
+    n = z.shape[0]
+    offset = _row_offsets(problem, shape, inst, n, z)
+    result, index = z, None
+    velocity: Tensor | None = None
+    ridge = regularization * torch.eye(z.shape[1], dtype=work, device=z.device)
+    for _ in range(steps):
+        sub = inst if index is None else inst[index]
+        point = z.reshape(-1, *shape)
+        g, jac = constraint_jacobian(problem, point, sub, create_graph=mode == "gradient")
+        J = jac.reshape(z.shape[0], g.shape[1], -1)
+        if early_exit:
+            done = (g <= -0.5 * margin * offset).all(dim=1)
+            if bool(done.any()):
+                index = torch.arange(n, device=z.device) if index is None else index
+                result = result.index_copy(0, index[done], z[done])
+                keep = ~done
+                if not bool(keep.any()):
+                    return result.to(x.dtype)
+                index, z, offset, g, J = index[keep], z[keep], offset[keep], g[keep], J[keep]
+                velocity = velocity[keep] if velocity is not None else None
+        excess = torch.relu(g + margin * offset)
+        if mode == "gradient":
+            norm = torch.linalg.vector_norm(J, dim=2)
+            norm = torch.where(norm > 0, norm, torch.ones_like(norm))
+            gradient = 2.0 * torch.einsum("nm,nmd->nd", excess / norm.square(), J)
+            update = -step_size * gradient
+            if velocity is not None and momentum != 0:
+                update = update + momentum * velocity
+            velocity = update
+        else:
+            grad = 2.0 * torch.bmm(J.transpose(1, 2), excess.unsqueeze(-1))
+            update = _newton_update(z, J, excess, grad, ridge, bound_passes if nonnegative else 0)
+        z = z + update
+        if nonnegative:
+            z = torch.clamp(z, min=0)
+    if index is None:
+        return z.to(x.dtype)
+    return result.index_copy(0, index, z).to(x.dtype)

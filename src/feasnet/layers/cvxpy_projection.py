@@ -29,7 +29,15 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from feasnet.layers.qp_projection import finalize_projection, projection_problem
+from feasnet.layers.base import FeasibilityLayer
+from feasnet.layers.qp_projection import (
+    check_polytope,
+    finalize_projection,
+    finish_projection,
+    polytope_data,
+    projection_problem,
+)
+from feasnet.problems.base import Problem
 from feasnet.problems.instances import PowerControlInstances
 from feasnet.problems.power_control import LinearConstraints, MinimumPower
 
@@ -140,3 +148,21 @@ class CvxpyProjection(nn.Module):
 
     def extra_repr(self) -> str:
         return f"solver={self.solver_args.get('solve_method')}"
+
+
+class CvxpyProjectionLayer(FeasibilityLayer):
+    """``qp-cvxpylayers``: the projection of ``qp`` solved through cvxpylayers (the paper's
+    way; slow, a reference). Needs a polytope (``problem.linear_form``)."""
+
+    @classmethod
+    def check(cls, problem: Problem) -> None:
+        check_polytope("qp-cvxpylayers", problem)
+
+    def forward(self, raw: Tensor, instances: Any, extra: Tensor | None = None) -> Tensor:
+        """``(N, *shape)`` projections in ``raw``'s dtype (NaN rows where infeasible)."""
+        if raw.shape[0] == 0:
+            return raw.detach().clone()
+        data = polytope_data(self.problem, raw, instances)
+        x = project(data.r, data.constraints, solver_args=DEFAULT_SOLVER_ARGS)
+        out, _ = finish_projection(self.problem, x, data, instances, raw.dtype)
+        return out

@@ -61,12 +61,15 @@ Units: whatever the instances are in (networks pass normalized beams with
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import torch
+from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 
+from feasnet.layers.base import FeasibilityLayer, unsupported
 from feasnet.problems import miso
+from feasnet.problems.base import Problem
 from feasnet.problems.miso import MisoInstances
 
 TrainMode = Literal["gradient", "gauss_newton"]
@@ -438,3 +441,41 @@ __all__ = [
     "gradient_step",
     "squared_violation",
 ]
+
+
+class DC3Config(BaseModel):
+    """Settings of the ``dc3`` layer (see :class:`DC3Correction`)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    train_steps: int = Field(5, ge=0)
+    step_size: float = Field(0.1, gt=0)
+    momentum: float = Field(0.5, ge=0, lt=1)
+    test_tolerance: float = Field(1e-7, gt=0)
+    max_test_steps: int = Field(1000, ge=0)
+
+
+class DC3Layer(FeasibilityLayer):
+    """``dc3``: :class:`DC3Correction` (gradient steps unrolled in training, Gauss-Newton on
+    the second-order-cone rows to tolerance at test). Its test rule relies on the cone form of
+    the SINR rows (:func:`cone_rows`), so it serves the MISO family; elsewhere use
+    ``correction``, which works on any real-variable problem."""
+
+    Config = DC3Config
+
+    def __init__(self, problem: Problem, config: BaseModel | None = None) -> None:
+        super().__init__(problem, config)
+        assert isinstance(self.config, DC3Config)
+        self.correction = DC3Correction(**self.config.model_dump())
+
+    @classmethod
+    def check(cls, problem: Problem) -> None:
+        if problem.family != "miso":
+            raise unsupported(
+                "dc3", problem, "its test rule needs second-order-cone rows (MISO); use correction"
+            )
+
+    def forward(self, raw: Tensor, instances: Any, extra: Tensor | None = None) -> Tensor:
+        """``(N, Nt, K)`` corrected normalized beams in ``raw``'s dtype."""
+        normalized = miso.normalized_instances(instances).to(raw.dtype, raw.device)
+        self.correction.train(self.training)
+        return self.correction(raw, normalized)

@@ -29,11 +29,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
+from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 
+from feasnet.layers.base import FeasibilityLayer
 from feasnet.problems import miso
+from feasnet.problems.base import Problem
 from feasnet.problems.instances import PowerControlInstances
 from feasnet.problems.power_control import (
     DEFAULT_RTOL,
@@ -42,6 +46,14 @@ from feasnet.problems.power_control import (
     scale_toward_anchor,
 )
 from feasnet.solvers.result import AllocationResult, BeamformingResult, Result
+
+
+class GuardConfig(BaseModel):
+    """Settings of the guard layer."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    rtol: float = Field(DEFAULT_RTOL, ge=0)
+
 
 STEP_FRACTIONS = (1.0, 1.0 - 1e-9, 1.0 - 1e-6, 1.0 - 1e-3, 0.9, 0.5, 0.0)
 """Fractions of the ray-scaled step tried in turn (0: the anchor itself)."""
@@ -288,3 +300,84 @@ def guard_result(
         )
     out.converged = result.converged
     return out
+
+
+# ============================================================================ the generic guard
+def repair(
+    problem: Problem,
+    x: Tensor,
+    instances: Any,
+    rtol: float = DEFAULT_RTOL,
+    anchor: Tensor | None = None,
+) -> GuardResult:
+    """The guard on any problem: samples of ``x`` that fail ``problem.is_feasible`` move
+    toward ``problem.anchor`` up to the first exit ``problem.boundary_exit`` finds.
+
+    Reads only the problem interface. On convex sets the exit is exact; on non-convex ones it
+    is the family's certified bisection, and every kept point is certified by the float64
+    check itself (the step fractions of :data:`STEP_FRACTIONS` are tried in turn until one
+    passes; the last is the anchor). Non-finite candidates start from the anchor.
+
+    Args:
+        problem: the problem (family and constraint set).
+        x: ``(N, *shape)`` normalized points, any dtype (kept) and device.
+        instances: the ``N`` instances.
+        rtol: relative tolerance of the float64 check.
+        anchor: ``(N, *shape)`` a precomputed ``problem.anchor(instances)`` (else computed for
+            the failing samples only).
+
+    Returns:
+        A :class:`GuardResult`; ``x`` is differentiable (identity where the guard did not
+        fire, the ray point where it did; the exit itself is differentiable only where the
+        family gives it in closed form).
+    """
+    n = x.shape[0]
+    passed = problem.is_feasible(x, instances, rtol).to(x.device)
+    fired = ~passed
+    step = torch.ones(n, dtype=torch.float64, device=x.device)
+    if not bool(fired.any()):
+        return GuardResult(x=x, fired=fired, unfixable=torch.zeros_like(fired), step=step)
+    index = fired.nonzero().squeeze(1)
+    sub = instances[index.to(instances.device) if hasattr(instances, "device") else index]
+    wide = torch.complex128 if x.is_complex() else torch.float64
+    sub64 = problem.float64(sub, x.device)
+    center = (problem.anchor(sub64) if anchor is None else anchor[index]).to(wide)
+    fixable = _finite_rows(center)
+    shape = (-1,) + (1,) * (x.dim() - 1)
+    center = torch.where(fixable.view(shape), center, torch.zeros_like(center))
+    candidate = x[index].to(wide)
+    finite = _finite_rows(candidate)
+    candidate = torch.where(finite.view(shape), candidate, center)
+    direction = candidate - center
+    t = problem.boundary_exit(center, direction, sub64)
+    t = torch.where(finite & torch.isfinite(t), t.clamp(max=1.0), torch.zeros_like(t))
+    t = t.to(torch.float64)
+    displacement = t.to(wide).view(shape) * direction
+    return _shrink_toward_anchor(
+        x,
+        index,
+        fired,
+        t,
+        fixable,
+        point=lambda f: (center + f * displacement).to(x.dtype),
+        passes=lambda trial: problem.is_feasible(trial, sub64, rtol).to(x.device),
+    )
+
+
+def _finite_rows(x: Tensor) -> Tensor:
+    flat = torch.view_as_real(x) if x.is_complex() else x
+    return torch.isfinite(flat.reshape(x.shape[0], -1)).all(dim=1)
+
+
+class GuardLayer(FeasibilityLayer):
+    """The guard as a feasibility layer (``guard``): identity on samples that pass the
+    float64 check, :func:`repair` on the others. A hard layer on every problem that has an
+    anchor; no training signal of its own (pair it with the penalty in the loss)."""
+
+    Config = GuardConfig
+
+    def forward(self, raw: Tensor, instances: Any, extra: Tensor | None = None) -> Tensor:
+        """``(N, *shape)`` repaired normalized points (``raw``'s dtype)."""
+        config = self.config
+        assert isinstance(config, GuardConfig)
+        return repair(self.problem, raw, instances, config.rtol).x

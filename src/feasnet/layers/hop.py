@@ -27,9 +27,13 @@ cast to it.
 
 from __future__ import annotations
 
+from typing import Any, Literal
+
 import torch
+from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 
+from feasnet.layers.base import FeasibilityLayer, finite_rows
 from feasnet.problems import miso
 from feasnet.problems.miso import MisoInstances
 
@@ -126,4 +130,56 @@ class HoPLayer(nn.Module):
         return f"eps={self.eps}, anchor_fraction={self.anchor_fraction}"
 
 
-__all__ = ["DEFAULT_EPS", "HoPLayer", "hop_map", "unit_direction"]
+class HopConfig(BaseModel):
+    """Settings of the ``hop`` layer.
+
+    Attributes:
+        eps: relative slack, the radius fraction is at most ``1 - eps``.
+        direction: ``"raw"``: the backbone output is the direction (MISO MLP, whose output
+            lies in the unit ball around 0); ``"from-anchor"``: the backbone output is a point
+            and the direction is ``raw - anchor`` (deep-unfolded WMMSE, power-control MLP).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    eps: float = Field(DEFAULT_EPS, ge=0, lt=1)
+    direction: Literal["raw", "from-anchor"] = "from-anchor"
+
+
+class HopProblemLayer(FeasibilityLayer):
+    """``hop``: ``x = anchor + (1 - eps) sigmoid(r) t d`` on any problem (see the module
+    docstring), with ``anchor = problem.anchor``, ``t = problem.boundary_exit(anchor, d)``
+    and ``d`` the unit direction; ``r`` is the backbone's one extra output. Hard on every
+    problem with an anchor; differentiable through ``t`` where the family gives the exit in
+    closed form (polytope, MISO cones), through ``d`` and ``r`` always."""
+
+    Config = HopConfig
+    extra_outputs = 1
+
+    def forward(self, raw: Tensor, instances: Any, extra: Tensor | None = None) -> Tensor:
+        """``(N, *shape)`` strictly feasible normalized points in ``raw``'s dtype (NaN rows
+        for instances without a feasible point)."""
+        config = self.config
+        assert isinstance(config, HopConfig)
+        inst = instances.to(raw.dtype, raw.device)
+        with torch.no_grad():
+            anchor = self.problem.anchor(inst).to(raw.dtype)
+        shape = (-1,) + (1,) * (raw.dim() - 1)
+        has_anchor = finite_rows(anchor)
+        center = torch.where(has_anchor.view(shape), anchor, torch.zeros_like(anchor))
+        direction = raw - center if config.direction == "from-anchor" else raw
+        d, ok = unit_direction(direction.reshape(raw.shape[0], -1, 1))
+        d = d.reshape(raw.shape)
+        probe = torch.where(ok.view(shape), d, torch.ones_like(d))
+        t = self.problem.boundary_exit(center, probe, inst).to(raw.real.dtype)
+        t = torch.where(ok & torch.isfinite(t), t, torch.zeros_like(t))
+        if extra is None or extra.shape[1] < 1:
+            logit = torch.zeros_like(t)
+        else:
+            logit = extra[:, 0].to(t.dtype)
+        logit = torch.where(torch.isfinite(logit), logit, torch.zeros_like(logit))
+        fraction = (1 - config.eps) * torch.sigmoid(logit)
+        x = center + (fraction * t).to(d.dtype).view(shape) * d
+        return torch.where(has_anchor.view(shape), x, torch.full_like(x, float("nan")))
+
+
+__all__ = ["DEFAULT_EPS", "HoPLayer", "HopConfig", "HopProblemLayer", "hop_map", "unit_direction"]

@@ -28,9 +28,12 @@ kink there that makes SGD chatter. Neither guarantees feasibility.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor, nn
 
+from feasnet.layers.base import FeasibilityLayer
 from feasnet.layers.correction import equilibrate_rows, squared_violation
 from feasnet.problems import miso
 from feasnet.problems.instances import PowerControlInstances
@@ -121,6 +124,18 @@ class Penalty(nn.Module):
         return f"penalty_weight={self.penalty_weight}, equilibrate={self.equilibrate}"
 
 
+class PenaltyLayer(FeasibilityLayer):
+    """``penalty``: the identity; the constraints enter only through the loss
+    (``lambda * problem.violation``, see :class:`feasnet.models.LearnedModel`). Applies to every
+    problem; not hard."""
+
+    hard = False
+
+    def forward(self, raw: Tensor, instances: Any, extra: Tensor | None = None) -> Tensor:
+        """``raw`` unchanged, ``(N, *shape)``."""
+        return raw
+
+
 def constraint_penalty(values: Tensor, squared: bool = True) -> Tensor:
     """``(N,)`` ``sum_m relu(g_m)^2`` (or ``sum_m relu(g_m)`` with ``squared=False``) of
     constraint values ``(N, M)`` that are ``<= 0`` where satisfied. Zero iff every ``g <= 0``;
@@ -150,6 +165,7 @@ def miso_soft_loss(
 __all__ = [
     "DEFAULT_PENALTY_WEIGHT",
     "Penalty",
+    "PenaltyLayer",
     "constraint_penalty",
     "constraint_violation",
     "miso_soft_loss",

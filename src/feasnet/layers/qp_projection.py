@@ -56,8 +56,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 
+from feasnet.layers.base import FeasibilityLayer, unsupported
+from feasnet.problems.base import Problem
 from feasnet.problems.instances import PowerControlInstances
 from feasnet.problems.power_control import (
     DEFAULT_RTOL,
@@ -878,3 +881,104 @@ class QPProjection(nn.Module):
 
     def extra_repr(self) -> str:
         return f"tol={self.tol}, max_iter={self.max_iter}, polish={self.polish}"
+
+
+# ---------------------------------------------------------------------------- any polytope
+class ProjectionConfig(BaseModel):
+    """Settings of the ``qp`` layer (interior-point tolerance, iteration cap, polish)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    tol: float = Field(DEFAULT_TOL, gt=0)
+    max_iter: int = Field(DEFAULT_MAX_ITER, ge=1)
+    polish: bool = True
+
+
+def check_polytope(name: str, problem: Problem) -> None:
+    """Raise :class:`UnsupportedProblemError` unless ``problem`` is a polytope with a linear
+    form (what the projection layers need)."""
+    if not problem.is_convex or type(problem).linear_form is Problem.linear_form:
+        raise unsupported(
+            name,
+            problem,
+            "the projection needs a polytope G x <= h (problem.linear_form); this constraint "
+            "set has none, use correction, hop or guard",
+        )
+
+
+@dataclass(frozen=True)
+class PolytopeData:
+    """Float64 projection data of a batch (any problem with a linear form).
+
+    Attributes:
+        constraints: ``G (N, M, D)``, ``h (N, M)``, columns in ``x.flatten(1)`` order; for
+            instances without a feasible point ``h`` is replaced by ``max(h, 0)`` so the
+            solver still sees a non-empty set (their output is NaN anyway).
+        anchor: ``(N, *shape)`` float64 interior anchor (NaN rows where infeasible).
+        feasible: ``(N,)`` bool, the instance has a feasible point.
+        r: ``(N, D)`` float64 candidates connected to ``raw``; non-finite rows replaced by the
+            anchor, rows of infeasible instances by 0.
+    """
+
+    constraints: LinearConstraints
+    anchor: Tensor
+    feasible: Tensor
+    r: Tensor
+
+
+def polytope_data(problem: Problem, raw: Tensor, instances: Any) -> PolytopeData:
+    """:class:`PolytopeData` of raw outputs ``(N, *shape)`` (normalized units)."""
+    inst64 = problem.float64(instances, raw.device)
+    anchor = problem.anchor(inst64).to(torch.float64)
+    flat_anchor = anchor.reshape(raw.shape[0], -1)
+    feasible = torch.isfinite(flat_anchor).all(dim=1)
+    form = problem.linear_form(inst64)
+    assert form is not None
+    G = form.G.to(torch.float64)
+    h = torch.where(feasible[:, None], form.h, form.h.clamp(min=0)).to(torch.float64)
+    r = raw.reshape(raw.shape[0], -1).to(torch.float64)
+    safe_anchor = torch.where(torch.isfinite(flat_anchor), flat_anchor, torch.zeros_like(r))
+    finite = torch.isfinite(r).all(dim=1)
+    r = torch.where(finite[:, None], r, safe_anchor)
+    r = torch.where(feasible[:, None], r, torch.zeros_like(r))
+    return PolytopeData(LinearConstraints(G=G, h=h), anchor, feasible, r)
+
+
+def finish_projection(
+    problem: Problem, x: Tensor, data: PolytopeData, instances: Any, dtype: torch.dtype
+) -> tuple[Tensor, Tensor]:
+    """Float64 projections ``(N, D)`` to outputs ``(N, *shape)`` in ``dtype`` that pass
+    ``problem.is_feasible`` (rtol 1e-6) after rounding: the few that miss it by rounding move
+    toward the anchor (:func:`feasnet.layers.guard.repair`); infeasible instances give NaN.
+    Returns ``(out, moved)``."""
+    from feasnet.layers.guard import repair
+
+    out = x.reshape(data.anchor.shape)
+    rounded = out.to(dtype)
+    fixed = repair(problem, rounded, instances, DEFAULT_RTOL, anchor=data.anchor)
+    out = torch.where(data.feasible.view(-1, *([1] * (out.dim() - 1))), fixed.x, math.nan)
+    return out.to(dtype), fixed.fired & data.feasible
+
+
+class ProjectionLayer(FeasibilityLayer):
+    """``qp``: DIPNet's Euclidean projection onto ``problem.linear_form`` with the batched
+    interior-point solver of this module (implicit gradients). Needs a polytope."""
+
+    Config = ProjectionConfig
+
+    @classmethod
+    def check(cls, problem: Problem) -> None:
+        check_polytope("qp", problem)
+
+    def forward(self, raw: Tensor, instances: Any, extra: Tensor | None = None) -> Tensor:
+        """``(N, *shape)`` projections in ``raw``'s dtype (NaN rows where infeasible)."""
+        config = self.config
+        assert isinstance(config, ProjectionConfig)
+        if raw.shape[0] == 0:
+            return raw.detach().clone()
+        data = polytope_data(self.problem, raw, instances)
+        x = project(
+            data.r, data.constraints, tol=config.tol, max_iter=config.max_iter, polish=config.polish
+        )
+        assert isinstance(x, Tensor)
+        out, _ = finish_projection(self.problem, x, data, instances, raw.dtype)
+        return out

@@ -34,7 +34,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from feasnet.problems.miso import MisoInstances
+from feasnet.problems.miso import MisoInstances, normalized_instances
 
 
 def miso_features(instances: MisoInstances) -> Tensor:
@@ -136,6 +136,11 @@ class MisoMLP(nn.Module):
         else:
             extra = self.extra_head(hidden)
         return beams, extra
+
+    def propose(self, instances: MisoInstances) -> tuple[Tensor, Tensor]:
+        """The backbone contract of :mod:`feasnet.nets.registry`: :meth:`forward` on the
+        instances in normalized units (physical or normalized instances give the same)."""
+        return self(normalized_instances(instances))
 
 
 __all__ = ["MisoMLP", "miso_features", "to_unit_ball"]

@@ -45,6 +45,8 @@ class PowerControlMLP(nn.Module):
         batch_norm: batch normalization after each hidden affine map (paper: yes).
         include_rate_targets: feed each user's ``alpha / W`` as extra features.
         gain_floor: floor on ``H * pmax / noise`` before the log.
+        extra_outputs: width of a second linear head on the last hidden layer (e.g. 1 for
+            HoP's radius logit; 0: none, and no parameters for it).
     """
 
     def __init__(
@@ -57,6 +59,7 @@ class PowerControlMLP(nn.Module):
         batch_norm: bool = True,
         include_rate_targets: bool = False,
         gain_floor: float = DEFAULT_GAIN_FLOOR,
+        extra_outputs: int = 0,
     ) -> None:
         super().__init__()
         if activation not in ACTIVATIONS:
@@ -81,21 +84,34 @@ class PowerControlMLP(nn.Module):
             width = size
         self.body = nn.Sequential(*layers)
         self.head = nn.Linear(width, num_bs * num_channels)
+        self.extra_head = nn.Linear(width, extra_outputs) if extra_outputs > 0 else None
 
     def fit_normalizer(self, instances: PowerControlInstances) -> PowerControlMLP:
         """Fit the input standardization on the training set; returns ``self``."""
         self.features.fit_normalizer(instances)
         return self
 
+    def _hidden(self, instances: PowerControlInstances) -> Tensor:
+        dtype = self.head.weight.dtype
+        return self.body(self.features(instances).to(dtype))
+
     def logits(self, instances: PowerControlInstances) -> Tensor:
         """Pre-activation outputs ``(N, B, Q)`` in the parameters' dtype."""
-        dtype = self.head.weight.dtype
-        hidden = self.body(self.features(instances).to(dtype))
-        return self.head(hidden).reshape(-1, self.num_bs, self.num_channels)
+        return self.head(self._hidden(instances)).reshape(-1, self.num_bs, self.num_channels)
 
     def forward(self, instances: PowerControlInstances) -> Tensor:
         """Raw normalized powers ``(N, B, Q)`` (fraction of pmax) for the feasibility layer."""
-        z = self.logits(instances)
+        return self._activate(self.logits(instances))
+
+    def propose(self, instances: PowerControlInstances) -> tuple[Tensor, Tensor]:
+        """The backbone contract of :mod:`feasnet.nets.registry`: ``(raw (N, B, Q) normalized
+        powers, extra (N, extra_outputs) real)`` in the parameters' dtype."""
+        hidden = self._hidden(instances)
+        raw = self._activate(self.head(hidden).reshape(-1, self.num_bs, self.num_channels))
+        extra = hidden.new_zeros(hidden.shape[0], 0)
+        return raw, extra if self.extra_head is None else self.extra_head(hidden)
+
+    def _activate(self, z: Tensor) -> Tensor:
         if self.activation == "relu":
             return torch.relu(z)
         if self.activation == "sigmoid":

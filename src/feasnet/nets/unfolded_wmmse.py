@@ -158,5 +158,10 @@ class UnfoldedWMMSE(nn.Module):
         extra = self.extra_head(features.to(head_dtype)).to(real)
         return v, extra
 
+    def propose(self, instances: MisoInstances) -> tuple[Tensor, Tensor]:
+        """The backbone contract of :mod:`feasnet.nets.registry`: :meth:`forward` on the
+        instances in normalized units."""
+        return self(miso.normalized_instances(instances))
+
 
 __all__ = ["UnfoldedWMMSE", "instance_summary", "mrt_beams", "wmmse_layer"]

@@ -1,0 +1,127 @@
+"""The contract every feasibility layer follows.
+
+A layer is built once for one :class:`~feasnet.problems.base.Problem` (a family with one
+constraint set) and maps a backbone's raw output to the decision variable::
+
+    layer = SomeLayer(problem, SomeLayer.Config(...))
+    x = layer(raw, instances, extra)
+
+* ``raw``: ``(N, *problem.variable_shape(instances))`` in normalized units (see
+  :mod:`feasnet.problems.base`), any float (or complex) dtype and device;
+* ``instances``: the ``N`` instances in physical units (any dtype; the layer casts);
+* ``extra``: ``(N, extra_outputs)`` real, further backbone outputs the layer asked for with
+  :attr:`FeasibilityLayer.extra_outputs` (HoP's radius logit); empty otherwise;
+* returns ``x`` of ``raw``'s shape, dtype and device. *Hard* layers return points that pass
+  ``problem.is_feasible`` at rtol 1e-6 in eval mode (NaN rows for instances without any
+  feasible point; non-finite ``raw`` rows do not affect the other rows).
+
+A layer reads only the problem interface (objective, constraints, violation, anchor,
+boundary exit, linear form). One that needs more than a problem offers says so in
+:meth:`FeasibilityLayer.check` with :class:`~feasnet.problems.base.UnsupportedProblemError`.
+New layers: one file with a subclass, plus one line in :mod:`feasnet.layers.registry`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+from pydantic import BaseModel, ConfigDict
+from torch import Tensor, nn
+
+from feasnet.problems.base import Problem, UnsupportedProblemError
+
+
+class NoOptions(BaseModel):
+    """Settings of a layer that has none."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class FeasibilityLayer(nn.Module):
+    """Base class of the feasibility layers (see the module docstring).
+
+    Class attributes:
+        Config: pydantic settings of the layer (``extra="forbid"``).
+        hard: eval-mode outputs are feasible by construction.
+        extra_outputs: extra real outputs the backbone must provide per instance.
+    """
+
+    Config: ClassVar[type[BaseModel]] = NoOptions
+    hard: ClassVar[bool] = True
+    extra_outputs: ClassVar[int] = 0
+
+    def __init__(self, problem: Problem, config: BaseModel | None = None) -> None:
+        super().__init__()
+        self.check(problem)
+        self.problem = problem
+        self.config = config if config is not None else self.Config()
+
+    @classmethod
+    def check(cls, problem: Problem) -> None:
+        """Raise :class:`UnsupportedProblemError` if the layer cannot serve ``problem``."""
+
+    def forward(self, raw: Tensor, instances: Any, extra: Tensor | None = None) -> Tensor:
+        raise NotImplementedError
+
+    def extra_repr(self) -> str:
+        return f"problem={self.problem.name}, " + ", ".join(
+            f"{k}={v!r}" for k, v in self.config.model_dump().items()
+        )
+
+
+def unsupported(layer: str, problem: Problem, why: str) -> UnsupportedProblemError:
+    """The one-line error of a layer asked for a problem it cannot serve."""
+    return UnsupportedProblemError(f"layer {layer!r} does not apply to {problem.name}: {why}")
+
+
+def finite_rows(x: Tensor) -> Tensor:
+    """``(N,)`` bool: every entry of the row is finite (real and imaginary parts)."""
+    flat = torch.view_as_real(x) if x.is_complex() else x
+    return torch.isfinite(flat.reshape(x.shape[0], -1)).all(dim=1)
+
+
+def expand_rows(mask: Tensor, like: Tensor) -> Tensor:
+    """``(N,)`` mask viewed as ``(N, 1, ..., 1)`` to broadcast against ``like``."""
+    return mask.view(-1, *([1] * (like.dim() - 1)))
+
+
+def real_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The real dtype of the same precision (complex64 -> float32, ...)."""
+    return torch.empty(0, dtype=dtype).real.dtype
+
+
+def constraint_jacobian(
+    problem: Problem, x: Tensor, instances: Any, create_graph: bool = False
+) -> tuple[Tensor, Tensor]:
+    """Constraint values and their Jacobian with respect to ``x``, by autograd.
+
+    Args:
+        problem: the problem whose :meth:`~Problem.constraints` are differentiated.
+        x: ``(N, *shape)`` point (real or complex).
+        instances: the ``N`` instances, already in ``x``'s dtype and device.
+        create_graph: keep the graph of the Jacobian (to differentiate through a step).
+
+    Returns:
+        ``(g, J)``: ``(N, M)`` values and ``(N, M, *shape)`` gradients, row ``m`` of sample
+        ``n`` the gradient of ``g[n, m]`` w.r.t. ``x[n]`` (for complex ``x`` PyTorch's
+        convention ``d/dRe + i d/dIm``). Rows of distinct samples do not mix (each row of ``g``
+        depends on its own sample only), so one backward pass per constraint suffices.
+    """
+    with torch.enable_grad():
+        point = x if x.requires_grad else x.detach().requires_grad_()
+        g = problem.constraints(point, instances)
+        rows = []
+        for m in range(g.shape[1]):
+            (grad,) = torch.autograd.grad(
+                g[:, m].sum(),
+                point,
+                retain_graph=True,
+                create_graph=create_graph,
+                allow_unused=True,
+            )
+            rows.append(torch.zeros_like(point) if grad is None else grad)
+    jacobian = torch.stack(rows, dim=1)
+    if not create_graph:
+        return g.detach(), jacobian.detach()
+    return g, jacobian

@@ -1,0 +1,126 @@
+"""Backbones by name and problem family.
+
+A backbone maps instances (physical units) to ``(raw, extra)``: ``raw`` ``(N, *shape)`` in the
+problem's normalized units (``shape = problem.variable_shape``) and ``extra`` ``(N, E)`` real
+outputs a layer asked for (HoP's radius logit). It is a module with
+``propose(instances) -> (raw, extra)`` and, optionally, ``fit_normalizer(instances)``.
+
+A backbone's input features are family-specific (log gains for power control, phase-aligned
+channel directions for MISO), so each name has one builder per family it serves; asking for
+a pair that does not exist is an :class:`~feasnet.problems.base.UnsupportedProblemError`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from torch import nn
+
+from feasnet.problems.base import UnsupportedProblemError
+
+
+class MlpOptions(BaseModel):
+    """Options of the ``mlp`` backbone; ``None`` means the family's default.
+
+    Attributes:
+        hidden: hidden widths (power control: 3 x 200 as the paper; MISO: 3 x 256).
+        dropout: dropout rate (power control 0.1; MISO 0).
+        batch_norm: batch normalization after each hidden layer.
+        activation: power control only, final activation (default sigmoid; PNet: softmax).
+        include_rate_targets: power control only, feed each user's rate target.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    hidden: tuple[int, ...] | None = None
+    dropout: float | None = Field(None, ge=0, lt=1)
+    batch_norm: bool = True
+    activation: Literal["affine", "relu", "sigmoid", "softmax"] | None = None
+    include_rate_targets: bool | None = None
+
+
+class UnfoldedOptions(BaseModel):
+    """Options of the ``du`` backbone (deep-unfolded WMMSE, MISO)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    unfolded_layers: int = Field(5, ge=1)
+
+
+def _power_control_mlp(options: BaseModel, shape: tuple[int, ...], extra: int) -> nn.Module:
+    from feasnet.nets.mlp import PowerControlMLP
+
+    assert isinstance(options, MlpOptions)
+    return PowerControlMLP(
+        shape[0],
+        shape[1],
+        hidden=options.hidden or (200, 200, 200),
+        dropout=0.1 if options.dropout is None else options.dropout,
+        activation=options.activation or "sigmoid",
+        batch_norm=options.batch_norm,
+        include_rate_targets=(
+            True if options.include_rate_targets is None else options.include_rate_targets
+        ),
+        extra_outputs=extra,
+    )
+
+
+def _miso_mlp(options: BaseModel, shape: tuple[int, ...], extra: int) -> nn.Module:
+    from feasnet.nets.miso_mlp import MisoMLP
+
+    assert isinstance(options, MlpOptions)
+    for name in ("activation", "include_rate_targets"):
+        if getattr(options, name) is not None:
+            raise UnsupportedProblemError(f"backbone 'mlp' option {name} is for power control")
+    return MisoMLP(
+        shape[0],
+        shape[1],
+        hidden=options.hidden or (256, 256, 256),
+        batch_norm=options.batch_norm,
+        dropout=options.dropout or 0.0,
+        extra_outputs=extra,
+    )
+
+
+def _unfolded_wmmse(options: BaseModel, shape: tuple[int, ...], extra: int) -> nn.Module:
+    from feasnet.nets.unfolded_wmmse import UnfoldedWMMSE
+
+    assert isinstance(options, UnfoldedOptions)
+    return UnfoldedWMMSE(
+        shape[0], shape[1], num_layers=options.unfolded_layers, extra_outputs=extra
+    )
+
+
+Builder = Callable[[BaseModel, tuple[int, ...], int], nn.Module]
+
+BACKBONES: dict[str, tuple[type[BaseModel], dict[str, Builder]]] = {
+    "mlp": (MlpOptions, {"power-control": _power_control_mlp, "miso": _miso_mlp}),
+    "du": (UnfoldedOptions, {"miso": _unfolded_wmmse}),
+}
+"""Backbone name -> (options model, {family: builder(options, variable shape, extra)})."""
+
+
+def backbone_options(name: str, options: dict[str, object]) -> BaseModel:
+    """The validated options of backbone ``name``."""
+    if name not in BACKBONES:
+        raise KeyError(f"backbone: unknown backbone {name!r}; choose one of {', '.join(BACKBONES)}")
+    return BACKBONES[name][0].model_validate(options)
+
+
+def backbone_families(name: str) -> tuple[str, ...]:
+    """The problem families backbone ``name`` serves."""
+    return tuple(BACKBONES[name][1])
+
+
+def build_backbone(
+    name: str, options: dict[str, object], family: str, shape: tuple[int, ...], extra: int = 0
+) -> nn.Module:
+    """Backbone ``name`` for ``family`` and per-instance variable ``shape``, with ``extra``
+    extra outputs."""
+    validated = backbone_options(name, options)
+    builders = BACKBONES[name][1]
+    if family not in builders:
+        raise UnsupportedProblemError(
+            f"backbone {name!r} does not apply to {family}: it serves {', '.join(builders)}"
+        )
+    return builders[family](validated, shape, extra)
