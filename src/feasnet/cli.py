@@ -404,7 +404,8 @@ def train_command(
     """Train a learned method (self-supervised) with checkpoints and early stopping."""
     from feasnet.data import storage
     from feasnet.data.presets import get_preset, scenario_family
-    from feasnet.methods import get_method, method_family
+    from feasnet.methods import get_method
+    from feasnet.models import check_method
     from feasnet.run_folder import check_run_folder
     from feasnet.train import TrainConfig, train
 
@@ -427,11 +428,10 @@ def train_command(
         family, source = storage.read_info(data).family, f"--data {data}"
     else:
         family, source = scenario_family(get_preset(preset or "")), f"--preset {preset}"
-    if method_family(config) != family:
-        raise UserError(
-            f"method: {config.name} is a {method_family(config)} method, but {source} is "
-            f"{family}; choose a {family} method (feasnet methods)"
-        )
+    try:
+        check_method(config, family)
+    except ValueError as exc:
+        raise UserError(f"{exc} ({source}; see feasnet methods)") from None
     check_run_folder(out, resume, force, "the training run")
     if resume and not (out / "checkpoint.pt").exists():
         err_console.print(
@@ -682,13 +682,14 @@ def _bench(
     from feasnet import solvers
     from feasnet.bench import comparison
     from feasnet.data.presets import get_preset, scenario_family
-    from feasnet.methods import METHODS, method_family
+    from feasnet.methods import METHODS
+    from feasnet.models import method_applies
     from feasnet.run_folder import check_run_folder
 
     workers = _workers(workers)
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     power_control_methods = set(solvers.available(family="power-control")) | {
-        name for name, config in METHODS.items() if method_family(config) == "power-control"
+        name for name, config in METHODS.items() if method_applies(config, "power-control")
     }
     if suite.startswith("miso"):
         from feasnet.bench import miso as miso_bench
