@@ -57,6 +57,17 @@ class FeasibilityLayer(nn.Module):
         self.problem = problem
         self.config = config if config is not None else self.Config()
 
+    def anchor_of(self, instances: Any) -> Tensor:
+        """``problem.anchor`` of ``instances`` in float64 (complex128), ``(N, *shape)``,
+        remembered for the last batch seen: repeated calls on the same instances object
+        (inference loops, gradcheck) skip the minimum-power computation."""
+        cached = getattr(self, "_anchor_cache", None)
+        if cached is not None and cached[0] is instances:
+            return cached[1]
+        anchor = self.problem.anchor(self.problem.float64(instances))
+        self._anchor_cache = (instances, anchor)
+        return anchor
+
     @classmethod
     def check(cls, problem: Problem) -> None:
         """Raise :class:`UnsupportedProblemError` if the layer cannot serve ``problem``."""
@@ -125,3 +136,43 @@ def constraint_jacobian(
     if not create_graph:
         return g.detach(), jacobian.detach()
     return g, jacobian
+
+
+def ray_exit(problem: Problem, anchor: Tensor, direction: Tensor, instances: Any) -> Tensor:
+    """``problem.boundary_exit`` with a gradient where the family's exit has none.
+
+    Families give the exit in closed form where the set allows (polytope, MISO cones; then it
+    is differentiable and returned as is); elsewhere it is a certified bisection, which has
+    no gradient. There the exit ``t`` is the root of the active row ``g_a(anchor + t d) = 0``
+    (the row closest to 0 at the exit), so the implicit function theorem gives
+    ``dt = -dg_a / (dg_a/dt)``; it is attached straight-through: the value stays the certified
+    ``t``. Infinite exits (the ray never leaves) and zero exits get no gradient.
+
+    Args:
+        problem: the problem.
+        anchor: ``(N, *shape)`` strictly interior points.
+        direction: ``(N, *shape)`` directions.
+        instances: the ``N`` instances in ``anchor``'s dtype.
+
+    Returns:
+        ``(N,)`` exits in the real dtype of ``anchor``.
+    """
+    t = problem.boundary_exit(anchor, direction, instances)
+    needs = anchor.requires_grad or direction.requires_grad
+    if t.requires_grad or not needs or not torch.is_grad_enabled():
+        return t
+    t = t.to(real_dtype(anchor.dtype))
+    usable = torch.isfinite(t) & (t > 0)
+    if not bool(usable.any()):
+        return t
+    shape = (-1,) + (1,) * (anchor.dim() - 1)
+    t0 = torch.where(usable, t, torch.zeros_like(t)).detach().requires_grad_()
+    point = anchor + t0.to(anchor.dtype).view(shape) * direction
+    g = problem.constraints(point, instances)
+    active = g.detach().argmax(dim=1, keepdim=True)
+    g_active = g.gather(1, active).squeeze(1)
+    (slope,) = torch.autograd.grad(g_active.sum(), t0, retain_graph=True)
+    slope = torch.where(usable & (slope > 0), slope, torch.ones_like(slope)).detach()
+    shift = -g_active / slope
+    shift = torch.where(usable, shift - shift.detach(), torch.zeros_like(shift))
+    return t.detach() + shift

@@ -258,11 +258,16 @@ def _newton_update(
 
 
 def _solve_spd(matrix: Tensor, rhs: Tensor) -> Tensor:
-    """Batched ``matrix^{-1} rhs`` via Cholesky, LU for the whole batch if one factor fails."""
+    """Batched ``matrix^{-1} rhs`` via Cholesky, LU for the samples whose factor fails (each
+    sample's solution does not depend on the others)."""
     factor, info = torch.linalg.cholesky_ex(matrix)
-    if bool((info != 0).any()):
-        return torch.linalg.solve(matrix, rhs)
-    return torch.cholesky_solve(rhs, factor)
+    failed = info != 0
+    if not bool(failed.any()):
+        return torch.cholesky_solve(rhs, factor)
+    safe = torch.where(failed[:, None, None], torch.eye(matrix.shape[1]).to(factor), factor)
+    out = torch.cholesky_solve(rhs, safe)
+    index = failed.nonzero().squeeze(1)
+    return out.index_copy(0, index, torch.linalg.solve(matrix[index], rhs[index]))
 
 
 class IterativeCorrection(nn.Module):

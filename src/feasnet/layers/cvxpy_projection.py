@@ -162,7 +162,7 @@ class CvxpyProjectionLayer(FeasibilityLayer):
         """``(N, *shape)`` projections in ``raw``'s dtype (NaN rows where infeasible)."""
         if raw.shape[0] == 0:
             return raw.detach().clone()
-        data = polytope_data(self.problem, raw, instances)
+        data = polytope_data(self.problem, raw, instances, self.anchor_of(instances))
         x = project(data.r, data.constraints, solver_args=DEFAULT_SOLVER_ARGS)
         out, _ = finish_projection(self.problem, x, data, instances, raw.dtype)
         return out

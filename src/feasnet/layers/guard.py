@@ -35,7 +35,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 
-from feasnet.layers.base import FeasibilityLayer
+from feasnet.layers.base import FeasibilityLayer, ray_exit
 from feasnet.problems import miso
 from feasnet.problems.base import Problem
 from feasnet.problems.instances import PowerControlInstances
@@ -349,7 +349,7 @@ def repair(
     finite = _finite_rows(candidate)
     candidate = torch.where(finite.view(shape), candidate, center)
     direction = candidate - center
-    t = problem.boundary_exit(center, direction, sub64)
+    t = ray_exit(problem, center, direction, sub64)
     t = torch.where(finite & torch.isfinite(t), t.clamp(max=1.0), torch.zeros_like(t))
     t = t.to(torch.float64)
     displacement = t.to(wide).view(shape) * direction
@@ -380,4 +380,5 @@ class GuardLayer(FeasibilityLayer):
         """``(N, *shape)`` repaired normalized points (``raw``'s dtype)."""
         config = self.config
         assert isinstance(config, GuardConfig)
-        return repair(self.problem, raw, instances, config.rtol).x
+        anchor = self.anchor_of(instances).to(raw.device)
+        return repair(self.problem, raw, instances, config.rtol, anchor=anchor).x

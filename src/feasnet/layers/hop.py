@@ -33,7 +33,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 
-from feasnet.layers.base import FeasibilityLayer, finite_rows
+from feasnet.layers.base import FeasibilityLayer, finite_rows, ray_exit
 from feasnet.problems import miso
 from feasnet.problems.miso import MisoInstances
 
@@ -161,8 +161,7 @@ class HopProblemLayer(FeasibilityLayer):
         config = self.config
         assert isinstance(config, HopConfig)
         inst = instances.to(raw.dtype, raw.device)
-        with torch.no_grad():
-            anchor = self.problem.anchor(inst).to(raw.dtype)
+        anchor = self.anchor_of(instances).to(device=raw.device, dtype=raw.dtype)
         shape = (-1,) + (1,) * (raw.dim() - 1)
         has_anchor = finite_rows(anchor)
         center = torch.where(has_anchor.view(shape), anchor, torch.zeros_like(anchor))
@@ -170,7 +169,7 @@ class HopProblemLayer(FeasibilityLayer):
         d, ok = unit_direction(direction.reshape(raw.shape[0], -1, 1))
         d = d.reshape(raw.shape)
         probe = torch.where(ok.view(shape), d, torch.ones_like(d))
-        t = self.problem.boundary_exit(center, probe, inst).to(raw.real.dtype)
+        t = ray_exit(self.problem, center, probe, inst).to(raw.real.dtype)
         t = torch.where(ok & torch.isfinite(t), t, torch.zeros_like(t))
         if extra is None or extra.shape[1] < 1:
             logit = torch.zeros_like(t)

@@ -925,10 +925,15 @@ class PolytopeData:
     r: Tensor
 
 
-def polytope_data(problem: Problem, raw: Tensor, instances: Any) -> PolytopeData:
-    """:class:`PolytopeData` of raw outputs ``(N, *shape)`` (normalized units)."""
+def polytope_data(
+    problem: Problem, raw: Tensor, instances: Any, anchor: Tensor | None = None
+) -> PolytopeData:
+    """:class:`PolytopeData` of raw outputs ``(N, *shape)`` (normalized units); ``anchor``: a
+    precomputed ``problem.anchor(instances)``."""
     inst64 = problem.float64(instances, raw.device)
-    anchor = problem.anchor(inst64).to(torch.float64)
+    if anchor is None:
+        anchor = problem.anchor(inst64)
+    anchor = anchor.to(device=raw.device, dtype=torch.float64)
     flat_anchor = anchor.reshape(raw.shape[0], -1)
     feasible = torch.isfinite(flat_anchor).all(dim=1)
     form = problem.linear_form(inst64)
@@ -975,7 +980,7 @@ class ProjectionLayer(FeasibilityLayer):
         assert isinstance(config, ProjectionConfig)
         if raw.shape[0] == 0:
             return raw.detach().clone()
-        data = polytope_data(self.problem, raw, instances)
+        data = polytope_data(self.problem, raw, instances, self.anchor_of(instances))
         x = project(
             data.r, data.constraints, tol=config.tol, max_iter=config.max_iter, polish=config.polish
         )
