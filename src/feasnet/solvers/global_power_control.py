@@ -171,6 +171,7 @@ class PowerBox:
         self.total = cross + np.diag(self.direct)  # (U, U): S + I = total @ x
         self.beta = np.asarray(beta, dtype=np.float64).reshape(-1)  # (U,)
         self.bs_of = np.repeat(np.arange(num_bs), num_channels)  # (U,)
+        self.tangent_rounds = 1
 
     @property
     def dim(self) -> int:
@@ -226,13 +227,12 @@ class PowerBox:
         * difference of concave functions: ``log(1 + S + I)`` lies below its tangent at the box
           centre, ``-log(1 + I)`` below its chord over ``[I(low), I(high)]``, so the rate sum is
           below an affine function of ``x``, whose maximum over the box and the budgets is a
-          fractional knapsack per BS (second order in the width).
+          fractional knapsack per BS (second order in the width). The tangent point then moves
+          toward that maximizer for :attr:`tangent_rounds` rounds; the smallest bound is kept.
         """
         i_low = low @ self.cross.T  # (M, U)
         i_high = high @ self.cross.T
         monotone = np.log1p(self.direct * high / (1.0 + i_low)).sum(axis=1)
-        centre = 0.5 * (low + high)
-        t0 = centre @ self.total.T
         span = i_high - i_low
         with np.errstate(divide="ignore", invalid="ignore"):
             chord = np.where(
@@ -240,15 +240,22 @@ class PowerBox:
                 (np.log1p(i_high) - np.log1p(i_low)) / span,
                 1.0 / (1.0 + i_low),
             )
-        # bound(x) = const + slope . x
-        slope = (1.0 / (1.0 + t0)) @ self.total - chord @ self.cross  # (M, U)
-        const = (np.log1p(t0) - t0 / (1.0 + t0)).sum(axis=1) + (
-            -np.log1p(i_low) + chord * i_low
-        ).sum(axis=1)
-        best = self._knapsack(slope, low, high)
-        linear = const + (slope * best).sum(axis=1)
-        # round the affine bound up by a relative hair (sums of many logs)
-        linear = linear + 1e-12 * np.abs(const) + 1e-12
+        chord_const = (-np.log1p(i_low) + chord * i_low).sum(axis=1)
+        linear = np.full(low.shape[0], np.inf)
+        point = 0.5 * (low + high)  # first tangent point: the box centre
+        best = point
+        for _ in range(self.tangent_rounds):
+            t0 = point @ self.total.T
+            # bound(x) = const + slope . x
+            slope = (1.0 / (1.0 + t0)) @ self.total - chord @ self.cross  # (M, U)
+            const = (np.log1p(t0) - t0 / (1.0 + t0)).sum(axis=1) + chord_const
+            maximizer = self._knapsack(slope, low, high)
+            value = const + (slope * maximizer).sum(axis=1)
+            value = value + 1e-12 * np.abs(const) + 1e-12  # round up by a hair
+            better = value < linear
+            linear = np.where(better, value, linear)
+            best = np.where(better[:, None], maximizer, best)
+            point = 0.5 * (point + maximizer)  # next tangent: toward the bound's maximizer
         return np.minimum(monotone, linear) / math.log(2.0), best
 
     def _knapsack(self, slope: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
