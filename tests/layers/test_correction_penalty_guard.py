@@ -265,20 +265,4 @@ def test_guard_flags_instances_without_a_feasible_point() -> None:
     assert feasible(result.x[:3], good).all()
 
 
-def test_guard_gradcheck_where_it_does_not_fire() -> None:
-    inst = feasible_instances(4, 2, 2, seed=13)
-    anchor = pc.interior_anchor(inst) / inst.pmax[:, None, None]
-    x = anchor.clone().requires_grad_()
-    assert not guard(x, inst).fired.any()
-    assert torch.autograd.gradcheck(lambda r: guard(r, inst).x, (x,))
-
-
-def test_guard_gradcheck_where_it_fires() -> None:
-    inst = feasible_instances(4, 2, 2, seed=14)
-    raw = uniform_raw(inst, seed=8, low=0.3, high=0.95)
-    raw[:, :, 0] = raw[:, :, 0] + 0.6  # over budget, away from the zero-power face
-    x = raw.requires_grad_()
-    result = guard(x, inst)
-    assert result.fired.all()
-    assert ((result.step > 0) & (result.step < 1)).all()
-    assert torch.autograd.gradcheck(lambda r: guard(r, inst).x, (x,))
+# gradcheck of the guard (where it fires and where it does not): tests/layers/test_conformance.py

@@ -238,11 +238,18 @@ def correct(
 
 
 def _newton_update(
-    z: Tensor, G: Tensor, excess: Tensor, gradient: Tensor, ridge: Tensor, bound_passes: int
+    z: Tensor,
+    G: Tensor,
+    excess: Tensor,
+    gradient: Tensor,
+    ridge: Tensor,
+    bound_passes: int,
+    rows: Tensor | None = None,
 ) -> Tensor:
     """Regularized Newton step (eq. 22), bound-aware; shapes ``z (n, U)``, ``G (n, M, U)``,
-    ``excess (n, M)``, ``gradient (n, U, 1)``, ``ridge (U, U)``; returns ``(n, U)``."""
-    active = (excess > 0).to(z.dtype)  # (n, M), the indicator of eq. 17
+    ``excess (n, M)``, ``gradient (n, U, 1)``, ``ridge (U, U)``; returns ``(n, U)``. ``rows``:
+    ``(n, M)`` bool rows in the Hessian (default: the violated ones, ``excess > 0``)."""
+    active = ((excess > 0) if rows is None else rows).to(z.dtype)  # the indicator of eq. 17
     hessian = 2.0 * torch.bmm((G * active.unsqueeze(-1)).transpose(1, 2), G) + ridge
     update = -_solve_spd(hessian, gradient).squeeze(-1)
     held = torch.zeros_like(z, dtype=torch.bool)
@@ -446,6 +453,32 @@ class CorrectionLayer(FeasibilityLayer):
         return x.reshape(raw.shape)
 
 
+GROWTH_PASSES = 3
+"""Re-solves of a Gauss-Newton step that add the rows its linearization pushes across."""
+
+
+def _gauss_newton_update(
+    z: Tensor, residual: Tensor, J: Tensor, ridge: Tensor, bound_passes: int
+) -> Tensor:
+    """Newton step on non-linear rows ``residual = g + margin c`` ``(n, M)`` with Jacobian
+    ``J (n, M, D)``: :func:`_newton_update` on the violated rows, then on the rows whose
+    linearization the step would push above 0 as well (at most :data:`GROWTH_PASSES` times).
+    Without that growth, fixing one violated row of a curved set breaks a neighbour that was
+    just inside, and the iteration cycles among them (seen on the rate rows, 3-cycles)."""
+    rows = residual > 0
+    update = torch.zeros_like(z)
+    for _ in range(GROWTH_PASSES + 1):
+        target = torch.where(rows, residual, torch.zeros_like(residual))
+        gradient = 2.0 * torch.bmm(J.transpose(1, 2), target.unsqueeze(-1))
+        update = _newton_update(z, J, target, gradient, ridge, bound_passes, rows=rows)
+        predicted = residual + torch.einsum("nmd,nd->nm", J, update)
+        grow = ~rows & (predicted > 0)
+        if not bool(grow.any()):
+            break
+        rows = rows | grow
+    return update
+
+
 def _row_offsets(
     problem: Problem, shape: torch.Size, instances: Any, n: int, like: Tensor
 ) -> Tensor:
@@ -531,8 +564,9 @@ def correct_rows(
                 update = update + momentum * velocity
             velocity = update
         else:
-            grad = 2.0 * torch.bmm(J.transpose(1, 2), excess.unsqueeze(-1))
-            update = _newton_update(z, J, excess, grad, ridge, bound_passes if nonnegative else 0)
+            update = _gauss_newton_update(
+                z, g + margin * offset, J, ridge, bound_passes if nonnegative else 0
+            )
         z = z + update
         if nonnegative:
             z = torch.clamp(z, min=0)

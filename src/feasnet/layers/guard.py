@@ -1,28 +1,24 @@
-"""Final feasibility guard: a last-resort repair any method can switch on.
+"""Final feasibility guard: a last-resort repair any method can switch on, on any problem.
 
-For every sample that fails the float64 check
-:func:`feasnet.problems.power_control.is_feasible` (relative tolerance ``rtol``, default 1e-6),
-the guard moves the candidate along the segment toward the strictly interior anchor
-:func:`feasnet.problems.power_control.interior_anchor` with the closed-form ray scaling
-:func:`feasnet.problems.power_control.scale_toward_anchor`, which stops on the first
-constraint the segment crosses. Samples that pass come back bit-for-bit unchanged (the guard
-is the identity there, so gradients flow through untouched).
+For every sample that fails the problem's float64 check ``problem.is_feasible`` (relative
+tolerance ``rtol``, default 1e-6), the guard moves the candidate along the segment toward the
+strictly interior anchor ``problem.anchor`` up to the first exit ``problem.boundary_exit``
+(closed form on a polytope and on the MISO cones; a certified bisection on non-convex sets
+such as the energy-efficiency one). Samples that pass come back bit-for-bit unchanged (the
+guard is the identity there, so gradients flow through untouched).
 
 A point exactly on the boundary can still miss the check by rounding (for example a
 non-negativity row, which the check applies without tolerance, or the cast back to float32).
 The guard therefore shrinks the step further, trying the fractions
-``1, 1 - 1e-9, 1 - 1e-6, 1 - 1e-3, 0.9, 0.5`` of the ray-scaled step and finally the anchor
-itself, and keeps the first one that passes. Instances without any feasible point (the anchor
-is NaN) cannot be repaired: their candidate is returned unchanged and flagged ``unfixable``.
+``1, 1 - 1e-9, 1 - 1e-6, 1 - 1e-3, 0.9, 0.5`` of the exit step and finally the anchor itself,
+and keeps the first one that passes: every kept point is certified by the float64 check
+itself, also on non-convex sets. Instances without any feasible point (the anchor is NaN)
+cannot be repaired: their candidate is returned unchanged and flagged ``unfixable``.
 
-MISO beamforming (hand-written): :func:`guard` dispatches on the instances' type. For
-:class:`~feasnet.problems.miso.MisoInstances`, ``x`` is ``(N, Nt, K)`` complex beams in the
-units of those instances (physical beams with physical instances, or normalized beams with
-:func:`~feasnet.problems.miso.normalized_instances`); the check is
-:func:`feasnet.problems.miso.is_feasible`, the anchor
-:func:`feasnet.problems.miso.interior_anchor` and the ray scaling
-:func:`feasnet.problems.miso.scale_toward_anchor` (all in complex128), with the same step
-fractions. Non-finite candidates are replaced by the anchor.
+Units: ``x`` is the problem's normalized variable (power control: powers as a fraction of
+pmax; MISO: beams in units of sqrt(budget)); :func:`guard_result` works on finished results in
+physical units. The problem comes from the registry (:func:`feasnet.problems.registry.problem_of`)
+unless given.
 """
 
 from __future__ import annotations
@@ -36,16 +32,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 
 from feasnet.layers.base import FeasibilityLayer, ray_exit
-from feasnet.problems import miso
 from feasnet.problems.base import Problem
-from feasnet.problems.instances import PowerControlInstances
 from feasnet.problems.power_control import (
     DEFAULT_RTOL,
-    interior_anchor,
-    is_feasible,
-    scale_toward_anchor,
 )
-from feasnet.solvers.result import AllocationResult, BeamformingResult, Result
+from feasnet.solvers.result import BeamformingResult, Result
 
 
 class GuardConfig(BaseModel):
@@ -80,57 +71,25 @@ class GuardResult:
 
 def guard(
     x: Tensor,
-    instances: PowerControlInstances | miso.MisoInstances,
+    instances: Any,
     rtol: float = DEFAULT_RTOL,
-    anchor_fraction: float = 0.5,
+    problem: Problem | None = None,
 ) -> GuardResult:
     """Repair the samples of ``x`` that fail the float64 feasibility check.
 
     Args:
-        x: ``(N, B, Q)`` normalized powers (fraction of each instance's pmax), any float dtype;
-            for MISO instances ``(N, Nt, K)`` complex beams in the instances' units.
-        instances: the ``N`` instances (:class:`PowerControlInstances` or
-            :class:`~feasnet.problems.miso.MisoInstances`).
-        rtol: relative tolerance of :func:`~feasnet.problems.power_control.is_feasible`.
-        anchor_fraction: ``fraction`` argument of
-            :func:`~feasnet.problems.power_control.interior_anchor` (position of the anchor
-            between the minimum-power point and the budget boundary).
+        x: ``(N, *shape)`` normalized points (power control ``(N, B, Q)`` fractions of pmax;
+            MISO ``(N, Nt, K)`` beams in units of sqrt(budget)), any dtype.
+        instances: the ``N`` instances.
+        rtol: relative tolerance of the check.
+        problem: the problem (default: the one the instances call for).
 
     Returns:
-        A :class:`GuardResult`; ``x`` keeps the input's dtype and is differentiable (identity
-        where the guard did not fire, the ray-scaled point where it did).
+        A :class:`GuardResult` (see :func:`repair`).
     """
-    if isinstance(instances, miso.MisoInstances):
-        return _guard_miso(x, instances, rtol, anchor_fraction)
-    n = x.shape[0]
-    pmax = instances.pmax.to(device=x.device, dtype=x.dtype)[:, None, None]
-    passed = is_feasible(x * pmax, instances, rtol).to(x.device)
-    fired = ~passed
-    unfixable = torch.zeros_like(fired)
-    step = torch.ones(n, dtype=torch.float64, device=x.device)
-    if not bool(fired.any()):
-        return GuardResult(x=x, fired=fired, unfixable=unfixable, step=step)
+    from feasnet.problems.registry import problem_of
 
-    index = fired.nonzero().squeeze(1)
-    sub64 = instances[index].to(torch.float64, x.device)
-    anchor = interior_anchor(sub64, fraction=anchor_fraction)  # (k, B, Q) [W]
-    fixable = torch.isfinite(anchor).all(dim=(1, 2))
-    candidate = x[index].to(torch.float64) * sub64.pmax[:, None, None]
-    safe_anchor = torch.where(fixable[:, None, None], anchor, torch.zeros_like(anchor))
-    scaled, t = scale_toward_anchor(candidate, safe_anchor, sub64)
-    displacement = scaled - safe_anchor  # t * (candidate - anchor)
-
-    sub = instances[index]
-    sub_pmax = pmax[index]
-    return _shrink_toward_anchor(
-        x,
-        index,
-        fired,
-        t,
-        fixable,
-        point=lambda f: ((safe_anchor + f * displacement) / sub64.pmax[:, None, None]).to(x.dtype),
-        passes=lambda trial: is_feasible(trial * sub_pmax, sub, rtol).to(x.device),
-    )
+    return repair(problem or problem_of(instances), x, instances, rtol)
 
 
 def _shrink_toward_anchor(
@@ -168,42 +127,6 @@ def _shrink_toward_anchor(
     return GuardResult(x=out, fired=fired, unfixable=unfixable, step=step)
 
 
-def _guard_miso(
-    x: Tensor, instances: miso.MisoInstances, rtol: float, anchor_fraction: float
-) -> GuardResult:
-    """:func:`guard` for MISO beams ``(N, Nt, K)`` (units of ``instances``)."""
-    n = x.shape[0]
-    passed = miso.is_feasible(x, instances, rtol).to(x.device)
-    fired = ~passed
-    unfixable = torch.zeros_like(fired)
-    step = torch.ones(n, dtype=torch.float64, device=x.device)
-    if not bool(fired.any()):
-        return GuardResult(x=x, fired=fired, unfixable=unfixable, step=step)
-
-    index = fired.nonzero().squeeze(1)
-    sub = instances[index.to(instances.device)].to(device=x.device)
-    sub128 = sub.to(torch.complex128)
-    anchor = miso.interior_anchor(sub128, anchor_fraction)
-    fixable = torch.isfinite(torch.view_as_real(anchor)).flatten(1).all(dim=1)
-    safe_anchor = torch.where(fixable[:, None, None], anchor, torch.zeros_like(anchor))
-    candidate = x[index].to(torch.complex128)
-    finite = torch.isfinite(torch.view_as_real(candidate)).flatten(1).all(dim=1)
-    candidate = torch.where(finite[:, None, None], candidate, safe_anchor)
-    scaled, t = miso.scale_toward_anchor(candidate, safe_anchor, sub128)
-    t = torch.where(finite, t, torch.zeros_like(t))
-    displacement = scaled - safe_anchor  # t * (candidate - anchor)
-
-    return _shrink_toward_anchor(
-        x,
-        index,
-        fired,
-        t,
-        fixable,
-        point=lambda f: (safe_anchor + f * displacement).to(x.dtype),
-        passes=lambda trial: miso.is_feasible(trial, sub, rtol).to(x.device),
-    )
-
-
 class FeasibilityGuard(nn.Module):
     """Module form of :func:`guard` that counts how often it fires.
 
@@ -215,26 +138,21 @@ class FeasibilityGuard(nn.Module):
 
     Args:
         rtol: relative tolerance of the float64 check (default 1e-6).
-        anchor_fraction: position of the interior anchor (see :func:`guard`).
     """
 
-    def __init__(self, rtol: float = DEFAULT_RTOL, anchor_fraction: float = 0.5) -> None:
+    def __init__(self, rtol: float = DEFAULT_RTOL) -> None:
         super().__init__()
         if rtol < 0:
             raise ValueError(f"rtol: expected a value >= 0, got {rtol}")
-        if not 0.0 < anchor_fraction < 1.0:
-            raise ValueError(f"anchor_fraction: expected a value in (0, 1), got {anchor_fraction}")
         self.rtol = rtol
-        self.anchor_fraction = anchor_fraction
         self.last_fired: Tensor | None = None
         self.last_unfixable: Tensor | None = None
         self.fired_count = 0
         self.seen_count = 0
 
-    def forward(self, raw: Tensor, instances: PowerControlInstances | miso.MisoInstances) -> Tensor:
-        """Repair infeasible samples: ``(N, B, Q)`` normalized powers (or ``(N, Nt, K)`` MISO
-        beams) in, same shape out."""
-        result = guard(raw, instances, self.rtol, self.anchor_fraction)
+    def forward(self, raw: Tensor, instances: Any) -> Tensor:
+        """Repair infeasible samples: ``(N, *shape)`` normalized points in, same shape out."""
+        result = guard(raw, instances, self.rtol)
         self.last_fired = result.fired
         self.last_unfixable = result.unfixable
         self.fired_count += int(result.fired.sum())
@@ -252,14 +170,10 @@ class FeasibilityGuard(nn.Module):
         self.seen_count = 0
 
     def extra_repr(self) -> str:
-        return f"rtol={self.rtol}, anchor_fraction={self.anchor_fraction}"
+        return f"rtol={self.rtol}"
 
 
-def guard_result(
-    result: Result,
-    instances: PowerControlInstances | miso.MisoInstances,
-    rtol: float = DEFAULT_RTOL,
-) -> Result:
+def guard_result(result: Result, instances: Any, rtol: float = DEFAULT_RTOL) -> Result:
     """Apply :func:`guard` to a finished result (any method, classical or learned).
 
     Allocations that fail the float64 check at ``rtol`` (NaN rows of a failed solve included,
@@ -267,37 +181,26 @@ def guard_result(
     pass; their message gains "guard fired". Instances without any feasible point keep their
     allocation and message. The guard's time is not added to ``seconds``.
     """
-    if isinstance(result, BeamformingResult):
-        x = torch.as_tensor(result.beams, dtype=torch.complex128)
-        inst: PowerControlInstances | miso.MisoInstances = instances.to(torch.complex128, "cpu")
-        finite = torch.isfinite(torch.view_as_real(x)).flatten(1).all(dim=1)
-    else:
-        inst = instances.to(torch.float64, "cpu")
-        x = torch.as_tensor(result.power, dtype=torch.float64) / inst.pmax[:, None, None]
-        finite = torch.isfinite(x).flatten(1).all(dim=1)
-    x = torch.where(finite[:, None, None], x, torch.zeros_like(x))
-    guarded = guard(x, inst, rtol=rtol)
+    from feasnet.problems.registry import problem_of
+
+    problem = problem_of(instances)
+    inst = problem.float64(instances)
+    allocation = result.beams if isinstance(result, BeamformingResult) else result.power
+    physical = torch.as_tensor(allocation).to(
+        torch.complex128 if problem.complex_variable else torch.float64
+    )
+    x = problem.from_physical(physical, inst)
+    x = torch.where(torch.isfinite(x), x, torch.zeros_like(x))
+    guarded = repair(problem, x, inst, rtol)
     messages = [
         f"{message}; guard fired".lstrip("; ") if fired and not unfixable else message
         for message, fired, unfixable in zip(
             result.messages, guarded.fired.tolist(), guarded.unfixable.tolist(), strict=True
         )
     ]
-    if isinstance(result, BeamformingResult):
-        assert isinstance(inst, miso.MisoInstances)
-        out: Result = BeamformingResult.from_beams(
-            result.method, guarded.x, inst, result.seconds, messages, rtol
-        )
-    else:
-        assert isinstance(inst, PowerControlInstances)
-        out = AllocationResult.from_power(
-            result.method,
-            guarded.x * inst.pmax[:, None, None],
-            inst,
-            result.seconds,
-            messages,
-            rtol,
-        )
+    out: Result = problem.result(
+        result.method, problem.to_physical(guarded.x, inst), inst, result.seconds, messages, rtol
+    )
     out.converged = result.converged
     return out
 
