@@ -197,7 +197,7 @@ def test_bad_options_and_names() -> None:
         solvers.solve("wmmse", object())  # type: ignore[call-overload]
     with pytest.raises(ValueError, match="family"):
         solvers.available("nope")
-    assert set(solvers.available("miso")) == {"min-power", "wmmse", "wmmse-sdr"}
+    assert set(solvers.available("miso")) == {"min-power", "wmmse", "wmmse-sdr", "global"}
     assert "gp" in solvers.available() and "wmmse" not in solvers.available()
     # zero iterations: the anchor itself comes back
     beams, history = wmmse.wmmse_single(item, {"max_iterations": 0, "start": "anchor"})
