@@ -235,3 +235,23 @@ def test_bench_rtol_and_guard_are_recorded_and_applied(tmp_path: Path) -> None:
     assert payload["rtol"] == 1e-9 and payload["guard"] is True
     assert all(row["rtol"] == 1e-9 for row in payload["results"])
     assert all(row["violation_probability"] == 0 for row in payload["results"])
+
+
+def test_bench_with_the_global_solver_as_reference(tmp_path: Path) -> None:
+    out_dir = tmp_path / "g"
+    code, out = invoke(
+        "bench", "--suite", "classical", "--preset", "small", "--samples", "40",
+        "--methods", "min-power,sca", "--reference", "global", "--workers", "1",
+        "--out", out_dir,
+    )  # fmt: skip
+    assert code == 0, out
+    payload = json.loads((out_dir / "results.json").read_text())
+    assert payload["reference"] == "global"
+    rows = {row["method"]: row for row in payload["results"]}
+    assert set(rows) == {"global", "min-power", "sca"}
+    # certified: nothing beats the upper bound, the global point is within its gap
+    for row in rows.values():
+        assert row["percent_of_upper_bound"] <= 100.0 + 1e-9
+    assert rows["global"]["percent_of_upper_bound"] >= 99.9
+    code, out = invoke("bench", "--suite", "table2", "--reference", "global", "--out", out_dir)
+    assert code == 2 and "fixed reference" in out

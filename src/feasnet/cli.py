@@ -646,6 +646,14 @@ def bench(
         float, typer.Option(min=0.0, help="Relative tolerance of the float64 feasibility check.")
     ] = DEFAULT_RTOL,
     threads: Annotated[int | None, typer.Option(min=1, help=THREADS_HELP)] = None,
+    reference: Annotated[
+        str | None,
+        typer.Option(
+            help="default and classical suites: the method '% of reference' divides by "
+            "(default sca; global = the certified optimum, for sizes it can handle). A global "
+            "solver in --methods adds '% of upper bound' in every suite."
+        ),
+    ] = None,
 ) -> None:
     """Run a benchmark suite; prints a table and writes results.json/csv, report.md, a PNG.
 
@@ -658,7 +666,7 @@ def bench(
     with executor_scope(_executor(executor, address), address), user_threads(threads):
         _bench(
             suite, preset, samples, seed, methods, epochs, configs, points, workers, out,
-            resume, force, guard, rtol,
+            resume, force, guard, rtol, reference,
         )  # fmt: skip
 
 
@@ -677,6 +685,7 @@ def _bench(
     force: bool,
     guard: bool,
     rtol: float,
+    reference: str | None,
 ) -> None:
     """:func:`bench` inside its executor scope."""
     from feasnet import solvers
@@ -691,6 +700,11 @@ def _bench(
     power_control_methods = set(solvers.available(family="power-control")) | {
         name for name, config in METHODS.items() if method_applies(config, "power-control")
     }
+    if reference is not None and suite not in {"default", "classical"}:
+        raise UserError(
+            f"reference: the {suite} suite has a fixed reference; add global to --methods to "
+            "see '% of upper bound' next to it"
+        )
     if suite.startswith("miso"):
         from feasnet.bench import miso as miso_bench
 
@@ -777,6 +791,11 @@ def _bench(
             "methods; use --suite miso-snr or miso-nakagami for MISO"
         )
     chosen = _method_list(methods, suites[suite], power_control_methods)
+    reference = (reference or comparison.REFERENCE).lower()
+    if reference not in power_control_methods:
+        raise UserError(f"reference: unknown method {reference!r}")
+    if reference not in chosen:
+        chosen = (reference, *chosen)
     run_dir = out or Path("runs") / f"{suite}-{preset}-{stamp}"
     check_run_folder(run_dir, resume, force, "the benchmark")
     console.print(f"[bold]feasnet bench[/] suite={suite} preset={preset} -> {run_dir}")
@@ -792,6 +811,7 @@ def _bench(
         force=force,
         rtol=rtol,
         guard=guard,
+        reference=reference,
     )
 
 
