@@ -194,7 +194,7 @@ class _GPProblem:
     def solve(self, solver: str) -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # "too many subexpressions" on 1st build
-            self.problem.solve(gp=self.formulation == "dgp", solver=solver)
+            self.problem.solve(gp=self.formulation == "dgp", solver=solver, warm_start=False)
 
     def normalized_power(self, num_bs: int, num_channels: int) -> np.ndarray | None:
         """The solution as ``x = P / Pmax`` ``(B, Q)``, or None when there is none."""

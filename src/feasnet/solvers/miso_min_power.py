@@ -235,7 +235,7 @@ def solve_min_power_socp(
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
-            prob.problem.solve(solver=solver)
+            prob.problem.solve(solver=solver, warm_start=False)
         status = str(prob.problem.status)
     except (cp.error.SolverError, ValueError, ArithmeticError) as exc:
         return None, f"error ({type(exc).__name__}: {exc})"

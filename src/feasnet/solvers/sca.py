@@ -272,7 +272,7 @@ def _solve_subproblem(sub: _Surrogate, solvers: tuple[str, ...]) -> tuple[np.nda
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)  # inaccurate: handled by the checks
-                sub.problem.solve(solver=name)
+                sub.problem.solve(solver=name, warm_start=False)
             status = str(sub.problem.status)
         except (cp.error.SolverError, ValueError, ArithmeticError) as exc:
             status = f"error ({type(exc).__name__}: {exc})"

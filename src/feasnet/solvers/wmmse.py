@@ -279,7 +279,7 @@ def _run(
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
-            problem.solve(solver=solver)
+            problem.solve(solver=solver, warm_start=False)
         status = str(problem.status)
     except (cp.error.SolverError, ValueError, ArithmeticError) as exc:
         return None, f"error ({type(exc).__name__}: {exc})"
@@ -356,7 +356,7 @@ def sdr_update(
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
-            prob.problem.solve(solver=solver)
+            prob.problem.solve(solver=solver, warm_start=False)
         status = str(prob.problem.status)
     except (cp.error.SolverError, ValueError, ArithmeticError) as exc:
         return None, f"error ({type(exc).__name__}: {exc})"
