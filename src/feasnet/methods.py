@@ -233,9 +233,16 @@ def get_method(name: str, **overrides: Any) -> MethodConfig:
 
 
 def method_families(config: MethodConfig) -> tuple[str, ...]:
-    """The problem families the method's backbone serves (its layer may still refuse a
-    particular constraint set; :func:`feasnet.models.build_model` says so)."""
-    return backbone_families(config.backbone.kind)
+    """The registered problem families the method applies to in their default constraint set
+    (another set may still be refused: :func:`feasnet.models.check_method` says so)."""
+    from feasnet.models import method_applies
+    from feasnet.problems.registry import family_names
+
+    return tuple(
+        family
+        for family in family_names()
+        if family in backbone_families(config.backbone.kind) and method_applies(config, family)
+    )
 
 
 def method_family(config: MethodConfig) -> str:

@@ -202,18 +202,13 @@ def check_method(config: MethodConfig, problem: Problem | str) -> None:
     backbone, layer or refinement does not apply to ``problem`` (a problem, or a family name
     for its default constraint set). Builds nothing."""
     from feasnet.layers.registry import layer_class
-    from feasnet.nets.registry import backbone_families
+    from feasnet.nets.registry import check_backbone
     from feasnet.problems.registry import family_names, get_family
 
     if isinstance(problem, str):
         problem = get_family(problem)()
     try:
-        families = backbone_families(config.backbone.kind)
-        if problem.family not in families:
-            raise UnsupportedProblemError(
-                f"backbone {config.backbone.kind!r} does not apply to {problem.name}: it "
-                f"serves {', '.join(families)}"
-            )
+        check_backbone(config.backbone.kind, config.backbone.options, problem.family)
         layer_class(config.layer.kind).check(problem)
         check_refinement(config, problem)
     except UnsupportedProblemError as exc:
@@ -226,13 +221,12 @@ def check_method(config: MethodConfig, problem: Problem | str) -> None:
 
 def _applies(config: MethodConfig, family: str) -> bool:
     from feasnet.layers.registry import layer_class
-    from feasnet.nets.registry import backbone_families
+    from feasnet.nets.registry import check_backbone
     from feasnet.problems.registry import get_family
 
     problem = get_family(family)()
     try:
-        if family not in backbone_families(config.backbone.kind):
-            return False
+        check_backbone(config.backbone.kind, config.backbone.options, family)
         layer_class(config.layer.kind).check(problem)
         check_refinement(config, problem)
     except UnsupportedProblemError:

@@ -274,7 +274,10 @@ def _solve_spd(matrix: Tensor, rhs: Tensor) -> Tensor:
     safe = torch.where(failed[:, None, None], torch.eye(matrix.shape[1]).to(factor), factor)
     out = torch.cholesky_solve(rhs, safe)
     index = failed.nonzero().squeeze(1)
-    return out.index_copy(0, index, torch.linalg.solve(matrix[index], rhs[index]))
+    solution, info = torch.linalg.solve_ex(matrix[index], rhs[index])
+    # a singular or non-finite system (a NaN row) gives no step rather than an exception
+    solution = torch.where((info == 0)[:, None, None], solution, torch.zeros_like(solution))
+    return out.index_copy(0, index, solution)
 
 
 class IterativeCorrection(nn.Module):
@@ -453,30 +456,46 @@ class CorrectionLayer(FeasibilityLayer):
         return x.reshape(raw.shape)
 
 
-GROWTH_PASSES = 3
-"""Re-solves of a Gauss-Newton step that add the rows its linearization pushes across."""
+LINE_SEARCH_HALVINGS = 8
+"""Step lengths ``1, 1/2, ..., 2^-8`` tried by the Newton step on non-linear rows."""
 
 
-def _gauss_newton_update(
-    z: Tensor, residual: Tensor, J: Tensor, ridge: Tensor, bound_passes: int
+def _damped(
+    problem: Problem,
+    z: Tensor,
+    update: Tensor,
+    instances: Any,
+    shape: torch.Size,
+    offset: Tensor,
+    margin: float,
+    merit: Tensor,
+    nonnegative: bool,
 ) -> Tensor:
-    """Newton step on non-linear rows ``residual = g + margin c`` ``(n, M)`` with Jacobian
-    ``J (n, M, D)``: :func:`_newton_update` on the violated rows, then on the rows whose
-    linearization the step would push above 0 as well (at most :data:`GROWTH_PASSES` times).
-    Without that growth, fixing one violated row of a curved set breaks a neighbour that was
-    just inside, and the iteration cycles among them (seen on the rate rows, 3-cycles)."""
-    rows = residual > 0
-    update = torch.zeros_like(z)
-    for _ in range(GROWTH_PASSES + 1):
-        target = torch.where(rows, residual, torch.zeros_like(residual))
-        gradient = 2.0 * torch.bmm(J.transpose(1, 2), target.unsqueeze(-1))
-        update = _newton_update(z, J, target, gradient, ridge, bound_passes, rows=rows)
-        predicted = residual + torch.einsum("nmd,nd->nm", J, update)
-        grow = ~rows & (predicted > 0)
-        if not bool(grow.any()):
-            break
-        rows = rows | grow
-    return update
+    """The longest of ``update * 2^-k`` (``k <= LINE_SEARCH_HALVINGS``) that lowers the merit
+    ``sum relu(g + margin c)^2`` below ``merit`` ``(n,)``; where none does, the full step if
+    it keeps every row finite (a Newton step through a kink of the active set), else none.
+
+    On curved rows the full Gauss-Newton step can overshoot: fixing one violated row breaks a
+    neighbour that was just inside and the iteration cycles among them (seen on the rate rows,
+    3-cycles that never reach the set). Backtracking makes the merit decrease monotonically.
+    """
+    length = torch.zeros_like(merit)
+    found = torch.zeros_like(merit, dtype=torch.bool)
+    with torch.no_grad():
+        for k in range(LINE_SEARCH_HALVINGS + 1):
+            trial = z.detach() + 0.5**k * update.detach()
+            if nonnegative:
+                trial = torch.clamp(trial, min=0)
+            g = problem.constraints(trial.reshape(-1, *shape), instances)
+            value = torch.relu(g + margin * offset).square().sum(dim=1)
+            if k == 0:
+                length = torch.isfinite(value).to(length.dtype)
+            better = ~found & (value < merit)
+            length = torch.where(better, torch.full_like(length, 0.5**k), length)
+            found = found | better
+            if bool(found.all()):
+                break
+    return update * length[:, None]
 
 
 def _row_offsets(
@@ -564,9 +583,11 @@ def correct_rows(
                 update = update + momentum * velocity
             velocity = update
         else:
-            update = _gauss_newton_update(
-                z, g + margin * offset, J, ridge, bound_passes if nonnegative else 0
-            )
+            grad = 2.0 * torch.bmm(J.transpose(1, 2), excess.unsqueeze(-1))
+            update = _newton_update(z, J, excess, grad, ridge, bound_passes if nonnegative else 0)
+            merit = excess.detach().square().sum(dim=1)
+            current = inst if index is None else inst[index]
+            update = _damped(problem, z, update, current, shape, offset, margin, merit, nonnegative)
         z = z + update
         if nonnegative:
             z = torch.clamp(z, min=0)

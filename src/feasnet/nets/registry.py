@@ -69,9 +69,7 @@ def _miso_mlp(options: BaseModel, shape: tuple[int, ...], extra: int) -> nn.Modu
     from feasnet.nets.miso_mlp import MisoMLP
 
     assert isinstance(options, MlpOptions)
-    for name in ("activation", "include_rate_targets"):
-        if getattr(options, name) is not None:
-            raise UnsupportedProblemError(f"backbone 'mlp' option {name} is for power control")
+    _power_control_only(options)
     return MisoMLP(
         shape[0],
         shape[1],
@@ -80,6 +78,14 @@ def _miso_mlp(options: BaseModel, shape: tuple[int, ...], extra: int) -> nn.Modu
         dropout=options.dropout or 0.0,
         extra_outputs=extra,
     )
+
+
+def _power_control_only(options: BaseModel) -> None:
+    for name in ("activation", "include_rate_targets"):
+        if getattr(options, name, None) is not None:
+            raise UnsupportedProblemError(
+                f"backbone 'mlp' option {name} is for power control, not miso"
+            )
 
 
 def _unfolded_wmmse(options: BaseModel, shape: tuple[int, ...], extra: int) -> nn.Module:
@@ -112,15 +118,29 @@ def backbone_families(name: str) -> tuple[str, ...]:
     return tuple(BACKBONES[name][1])
 
 
-def build_backbone(
-    name: str, options: dict[str, object], family: str, shape: tuple[int, ...], extra: int = 0
-) -> nn.Module:
-    """Backbone ``name`` for ``family`` and per-instance variable ``shape``, with ``extra``
-    extra outputs."""
-    validated = backbone_options(name, options)
+OPTION_CHECKS: dict[tuple[str, str], Callable[[BaseModel], None]] = {
+    ("mlp", "miso"): _power_control_only,
+}
+"""(backbone, family) -> raises UnsupportedProblemError for options the family cannot use."""
+
+
+def check_backbone(name: str, options: dict[str, object], family: str) -> None:
+    """Raise :class:`UnsupportedProblemError` unless backbone ``name`` with ``options`` serves
+    ``family`` (builds nothing)."""
     builders = BACKBONES[name][1]
     if family not in builders:
         raise UnsupportedProblemError(
             f"backbone {name!r} does not apply to {family}: it serves {', '.join(builders)}"
         )
-    return builders[family](validated, shape, extra)
+    check = OPTION_CHECKS.get((name, family))
+    if check is not None:
+        check(backbone_options(name, options))
+
+
+def build_backbone(
+    name: str, options: dict[str, object], family: str, shape: tuple[int, ...], extra: int = 0
+) -> nn.Module:
+    """Backbone ``name`` for ``family`` and per-instance variable ``shape``, with ``extra``
+    extra outputs."""
+    check_backbone(name, options, family)
+    return BACKBONES[name][1][family](backbone_options(name, options), shape, extra)
