@@ -593,7 +593,8 @@ def bench(
         str,
         typer.Option(
             help="default (power control, classical + learned), classical, table2, "
-            "miso-snr (survey Fig. 4) or miso-nakagami (survey Fig. 5)."
+            "fig12 (DEPNet on non-convex QoS, power-control paper), miso-snr (survey Fig. 4) "
+            "or miso-nakagami (survey Fig. 5)."
         ),
     ] = "default",
     preset: Annotated[
@@ -618,7 +619,10 @@ def bench(
     ] = None,
     points: Annotated[
         str | None,
-        typer.Option(help="miso suites: comma-separated sweep values (default: all)."),
+        typer.Option(
+            help="miso suites: comma-separated sweep values (default: all); fig12: "
+            "minimum rates in Mbit/s, at most 4 (default 0.5,2,4)."
+        ),
     ] = None,
     workers: Annotated[int | None, typer.Option(min=1, help=WORKERS_HELP)] = None,
     out: Annotated[
@@ -654,6 +658,13 @@ def bench(
             "solver in --methods adds '% of upper bound' in every suite."
         ),
     ] = None,
+    full: Annotated[
+        bool,
+        typer.Option(
+            help="fig12 suite: the paper's scale (8 points, 100,000 instances, 20 epochs) "
+            "instead of the quick default (3 points, 1,500 instances, 5 epochs)."
+        ),
+    ] = False,
 ) -> None:
     """Run a benchmark suite; prints a table and writes results.json/csv, report.md, a PNG.
 
@@ -663,10 +674,12 @@ def bench(
 
     if resume and force:
         raise UserError("give at most one of --resume (continue) and --force (replace)")
+    if full and suite != "fig12":
+        raise UserError(f"full: only the fig12 suite has a paper-scale mode, not {suite!r}")
     with executor_scope(_executor(executor, address), address), user_threads(threads):
         _bench(
             suite, preset, samples, seed, methods, epochs, configs, points, workers, out,
-            resume, force, guard, rtol, reference,
+            resume, force, guard, rtol, reference, full,
         )  # fmt: skip
 
 
@@ -686,6 +699,7 @@ def _bench(
     guard: bool,
     rtol: float,
     reference: str | None,
+    full: bool = False,
 ) -> None:
     """:func:`bench` inside its executor scope."""
     from feasnet import solvers
@@ -748,6 +762,26 @@ def _bench(
             guard=guard,
         )
         return
+    if suite == "fig12":
+        from feasnet.bench import fig12
+
+        for given, name in ((preset, "preset"), (methods, "methods"), (configs, "configs")):
+            if given is not None:
+                raise UserError(f"{name}: the fig12 suite runs DEPNet and SCA on its own sweep")
+        try:
+            values = tuple(float(v) for v in points.split(",")) if points else None
+        except ValueError as exc:
+            raise UserError(f"points: expected comma-separated numbers, got {points!r}") from exc
+        values = fig12.check_points(values) if values else None
+        run_dir = out or Path("runs") / f"fig12-{stamp}"
+        check_run_folder(run_dir, resume, force, "the benchmark")
+        console.print(f"[bold]feasnet bench[/] suite=fig12 full={full} -> {run_dir}")
+        fig12.run(
+            run_dir, points=values, samples=samples, epochs=epochs, seed=seed, workers=workers,
+            full=full, log=lambda text: console.print(text, markup=False, highlight=False),
+            force=force, rtol=rtol, guard=guard,
+        )  # fmt: skip
+        return
     if suite == "table2":
         from feasnet.bench import table2
 
@@ -782,7 +816,7 @@ def _bench(
     if suite not in suites:
         raise UserError(
             f"suite: unknown suite {suite!r}; available: {', '.join(suites)}, table2, "
-            "miso-snr, miso-nakagami"
+            "fig12, miso-snr, miso-nakagami"
         )
     preset = preset or comparison.DEFAULT_PRESET
     if scenario_family(get_preset(preset)) != "power-control":
@@ -791,11 +825,12 @@ def _bench(
             "methods; use --suite miso-snr or miso-nakagami for MISO"
         )
     chosen = _method_list(methods, suites[suite], power_control_methods)
-    reference = (reference or comparison.REFERENCE).lower()
-    if reference not in power_control_methods:
-        raise UserError(f"reference: unknown method {reference!r}")
-    if reference not in chosen:
-        chosen = (reference, *chosen)
+    if reference is not None:  # an explicit reference is solved even if not in --methods
+        reference = reference.lower()
+        if reference not in power_control_methods:
+            raise UserError(f"reference: unknown method {reference!r}")
+        if reference not in chosen:
+            chosen = (reference, *chosen)
     run_dir = out or Path("runs") / f"{suite}-{preset}-{stamp}"
     check_run_folder(run_dir, resume, force, "the benchmark")
     console.print(f"[bold]feasnet bench[/] suite={suite} preset={preset} -> {run_dir}")
@@ -811,7 +846,7 @@ def _bench(
         force=force,
         rtol=rtol,
         guard=guard,
-        reference=reference,
+        reference=reference or comparison.REFERENCE,
     )
 
 
