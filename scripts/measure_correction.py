@@ -16,7 +16,7 @@ import torch
 
 from feasnet.data import generate, get_preset
 from feasnet.layers.correction import (
-    IterativeCorrection,
+    CorrectionLayer,
     correct,
     default_margin,
     equilibrate_rows,
@@ -27,6 +27,7 @@ from feasnet.layers.guard import FeasibilityGuard
 from feasnet.nets import PowerControlMLP
 from feasnet.problems import power_control as pc
 from feasnet.problems.instances import PowerControlInstances
+from feasnet.problems.power_control_problem import PowerControlProblem
 
 BATCH = 1024
 
@@ -116,7 +117,7 @@ def timings(inst64: PowerControlInstances, name: str) -> None:
     inst = inst64.to(torch.float32)
     torch.manual_seed(0)
     net = PowerControlMLP(b, q).fit_normalizer(inst64).eval()
-    layer = IterativeCorrection().eval()
+    layer = CorrectionLayer(PowerControlProblem()).eval()
     guard = FeasibilityGuard()
     with torch.no_grad():
         raw = net(inst)
@@ -131,7 +132,7 @@ def timings(inst64: PowerControlInstances, name: str) -> None:
             "MLP + correction + guard": lambda: guard(layer(net(inst), inst), inst),
         }
         out = {key: median_ms(fn) for key, fn in rows.items()}
-    train_layer = IterativeCorrection().train()
+    train_layer = CorrectionLayer(PowerControlProblem()).train()
     raw_t = raw.clone().requires_grad_()
 
     def train_step() -> None:

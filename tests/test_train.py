@@ -12,6 +12,7 @@ from feasnet.data.generate import generate
 from feasnet.data.presets import get_preset
 from feasnet.methods import METHODS, get_method
 from feasnet.models import build_model, method_applies
+from feasnet.problems import miso
 from feasnet.problems import power_control as pc
 from feasnet.problems.instances import PowerControlInstances
 from feasnet.problems.power_control_problem import PowerControlProblem
@@ -22,6 +23,7 @@ from feasnet.train import (
     train,
     warn_if_outside_training,
 )
+from tests.conftest import make_problem_case
 
 
 @pytest.fixture(scope="module")
@@ -164,3 +166,28 @@ def test_unknown_method_name_lists_choices() -> None:
     with pytest.raises(KeyError, match="dipnet"):
         get_method("nonsense")
     assert get_method("DIPNet+FW").refine == "fw"
+
+
+@pytest.mark.parametrize("case_name", ["power-control/linear-rate", "miso/sinr"])
+def test_loss_asks_the_problem_and_reproduces_each_papers_loss(case_name: str) -> None:
+    problem, instances = make_problem_case(case_name, n=6)
+    model = build_model(get_method("penalty+mlp", penalty_weight=10.0), instances, problem=problem)
+    shape = (len(instances), *problem.variable_shape(instances))
+    g = torch.Generator().manual_seed(0)
+    if problem.complex_variable:
+        x = torch.complex(torch.randn(shape, generator=g), torch.randn(shape, generator=g))
+        x = x.to(torch.complex128)
+        inst = miso.normalized_instances(instances)  # normalized beams: same WSR and rows
+        expected = -miso.weighted_sum_rate(x, inst) + 10.0 * torch.relu(
+            miso.constraint_values(x, inst)
+        ).square().sum(dim=1)
+    else:
+        x = 1.2 * torch.rand(shape, generator=g, dtype=torch.float64)
+        watts = x * instances.pmax[:, None, None]
+        # eq. 14: -R/W + lambda V with V the squared violation of the normalized rows (eq. 12)
+        expected = -pc.sum_rate(watts, instances) / instances.bandwidth + 10.0 * (
+            pc.violation_measure(watts, instances)
+        )
+    torch.testing.assert_close(model.loss(x, instances), expected.mean())
+    x = x[:3].clone().requires_grad_()
+    assert torch.autograd.gradcheck(lambda v: model.loss(v, instances[:3]), (x,))

@@ -6,17 +6,23 @@ import pytest
 import torch
 
 from feasnet.layers.correction import (
-    IterativeCorrection,
+    CorrectionConfig,
+    CorrectionLayer,
     correct,
     equilibrate_rows,
     squared_violation,
     tighten,
 )
 from feasnet.layers.guard import FeasibilityGuard, guard
-from feasnet.layers.penalty import Penalty, constraint_violation, soft_loss
 from feasnet.problems import power_control as pc
 from feasnet.problems.instances import PowerControlInstances
+from feasnet.problems.power_control_problem import PowerControlProblem
 from tests.conftest import random_instances
+
+
+def depnet_layer(**options: object) -> CorrectionLayer:
+    """DEPNet's layer on the linear-rate power-control problem."""
+    return CorrectionLayer(PowerControlProblem(), CorrectionConfig(**options))  # type: ignore[arg-type]
 
 
 def feasible_instances(
@@ -44,7 +50,7 @@ def feasible(x: torch.Tensor, inst: PowerControlInstances) -> torch.Tensor:
 def test_correction_gradcheck_training_mode() -> None:
     inst = feasible_instances(4, 2, 2, seed=1)
     raw = uniform_raw(inst, seed=2, low=0.05, high=0.95).requires_grad_()
-    layer = IterativeCorrection(train_steps=3).train()
+    layer = depnet_layer(train_steps=3).train()
     assert torch.autograd.gradcheck(lambda r: layer(r, inst), (raw,))
 
 
@@ -74,7 +80,7 @@ def test_newton_reaches_feasibility_where_gradient_descent_does_not() -> None:
     assert feasible(pc.to_matrix(newton, 4, 3), inst).all()
     assert feasible(pc.to_matrix(gradient, 4, 3), inst).float().mean() < 0.6
     # the layer in eval mode (Newton, early exit) gives feasible outputs too
-    out = IterativeCorrection().eval()(raw, inst)
+    out = depnet_layer().eval()(raw, inst)
     assert out.shape == raw.shape
     assert feasible(out, inst).all()
 
@@ -126,7 +132,7 @@ def test_margin_makes_the_result_strictly_feasible() -> None:
 def test_float32_input_gives_feasible_float32_output() -> None:
     inst = feasible_instances(64, 4, 3, seed=8)
     raw = uniform_raw(inst, seed=5).float()
-    out = IterativeCorrection().eval()(raw, inst.to(torch.float32))
+    out = depnet_layer().eval()(raw, inst.to(torch.float32))
     assert out.dtype == torch.float32
     assert feasible(out, inst).all()
 
@@ -136,7 +142,7 @@ def test_early_exit_freezes_samples_and_is_batch_independent() -> None:
     raw = uniform_raw(inst, seed=7)
     anchor = pc.interior_anchor(inst) / inst.pmax[:, None, None]
     raw[:4] = anchor[:4]  # already feasible: must come back unchanged
-    layer = IterativeCorrection().eval()
+    layer = depnet_layer().eval()
     out = layer(raw, inst)
     assert torch.equal(out[:4], raw[:4])
     alone = torch.cat([layer(raw[i : i + 1], inst[i]) for i in range(len(inst))])
@@ -146,11 +152,13 @@ def test_early_exit_freezes_samples_and_is_batch_independent() -> None:
 def test_training_mode_runs_a_fixed_number_of_gradient_steps() -> None:
     inst = feasible_instances(8, 3, 2, seed=2)
     raw = uniform_raw(inst, seed=1)
-    layer = IterativeCorrection(train_steps=5).train()
+    layer = depnet_layer(train_steps=5).train()
     expected = correct(pc.to_vector(raw), pc.linear_constraints(inst), 5, "gradient")
-    torch.testing.assert_close(layer(raw, inst), pc.to_matrix(expected, 3, 2), rtol=0, atol=0)
-    before = constraint_violation(raw, inst)
-    after = constraint_violation(layer(raw, inst), inst)
+    # the same steps on the same rows (columns in another order: equal up to rounding)
+    torch.testing.assert_close(layer(raw, inst), pc.to_matrix(expected, 3, 2))
+    problem = PowerControlProblem()
+    before = problem.violation(raw, inst)
+    after = problem.violation(layer(raw, inst), inst)
     assert (after < before).all()
 
 
@@ -179,47 +187,15 @@ def test_equilibrated_rows_keep_the_polytope_and_tame_the_unrolled_jacobian() ->
 
 def test_correction_rejects_bad_arguments() -> None:
     with pytest.raises(ValueError, match="test_mode"):
-        IterativeCorrection(test_mode="bfgs")  # type: ignore[arg-type]
+        depnet_layer(test_mode="bfgs")
     with pytest.raises(ValueError, match="momentum"):
-        IterativeCorrection(momentum=1.0)
+        depnet_layer(momentum=1.0)
     inst = feasible_instances(2, 2, 2)
     with pytest.raises(ValueError, match="steps"):
         correct(torch.zeros(2, 4, dtype=torch.float64), pc.linear_constraints(inst), -1)
 
 
-# ----------------------------------------------------------------------------- penalty
-def test_penalty_is_identity_and_measures_violation() -> None:
-    inst = feasible_instances(8, 3, 2, seed=4)
-    raw = uniform_raw(inst, seed=2)
-    layer = Penalty(penalty_weight=10.0)
-    assert layer(raw, inst) is raw
-    watts = raw * inst.pmax[:, None, None]
-    torch.testing.assert_close(layer.penalty(raw, inst), pc.violation_measure(watts, inst))
-    anchor = pc.interior_anchor(inst) / inst.pmax[:, None, None]
-    assert (layer.penalty(anchor, inst) == 0).all()
-    expected = -pc.sum_rate(watts, inst) / inst.bandwidth + 10.0 * layer.penalty(raw, inst)
-    torch.testing.assert_close(layer.loss(raw, inst), expected)
-
-
-def test_equilibrated_penalty_measures_distances() -> None:
-    inst = feasible_instances(8, 3, 2, seed=4)
-    raw = uniform_raw(inst, seed=2)
-    layer = Penalty(penalty_weight=10.0, equilibrate=True)
-    cons = pc.linear_constraints(inst)
-    norm = cons.G.norm(dim=2)
-    residual = (torch.einsum("nmu,nu->nm", cons.G, pc.to_vector(raw)) - cons.h) / norm
-    expected = residual.clamp(min=0).pow(2).sum(dim=1)
-    torch.testing.assert_close(layer.penalty(raw, inst), expected)
-    anchor = pc.interior_anchor(inst) / inst.pmax[:, None, None]
-    assert (layer.penalty(anchor, inst) == 0).all()
-
-
-def test_penalty_gradcheck() -> None:
-    inst = feasible_instances(4, 2, 2, seed=6)
-    raw = uniform_raw(inst, seed=3, low=0.05, high=0.95).requires_grad_()
-    assert torch.autograd.gradcheck(lambda r: constraint_violation(r, inst), (raw,))
-    assert torch.autograd.gradcheck(lambda r: soft_loss(r, inst, 100.0), (raw,))
-    assert torch.autograd.gradcheck(lambda r: soft_loss(r, inst, 100.0, equilibrate=True), (raw,))
+# penalty: the loss is tested in tests/test_train.py (LearnedModel.loss on every family)
 
 
 # ----------------------------------------------------------------------------- guard

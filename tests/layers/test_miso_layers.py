@@ -15,8 +15,7 @@ from feasnet.layers.dc3 import (
     squared_violation,
 )
 from feasnet.layers.guard import FeasibilityGuard, guard
-from feasnet.layers.hop import HoPLayer, hop_map
-from feasnet.layers.penalty import constraint_penalty, miso_soft_loss
+from feasnet.layers.hop import HopConfig, HopLayer
 from feasnet.problems import miso
 from feasnet.problems.miso import MisoInstances
 from feasnet.problems.miso_problem import MisoProblem
@@ -77,58 +76,45 @@ def test_closed_form_gradients_match_autograd(rows) -> None:
 
 
 # ----------------------------------------------------------------------------- HoP
+# (feasibility, dtype, NaN rows, batch independence, gradcheck: tests/layers/test_conformance.py)
+def hop_layer(direction: str = "raw") -> HopLayer:
+    return HopLayer(MisoProblem(), HopConfig(direction=direction))  # type: ignore[arg-type]
+
+
 def test_hop_lands_strictly_inside_for_any_direction() -> None:
     inst = miso_instances(64, 4, 2, seed=2)
-    norm = miso.normalized_instances(inst)
-    anchor = miso.interior_anchor(norm)
-    layer = HoPLayer()
+    problem = MisoProblem()
+    anchor = problem.anchor(inst)
+    layer = hop_layer()
     g = torch.Generator().manual_seed(0)
     for scale in (1.0, 1e30, 1e-30):
         direction = random_beams(inst, scale, seed=3)
-        logit = 8 * torch.randn(len(inst), generator=g, dtype=torch.float64)
-        out = layer(direction, logit, norm, anchor)
+        logit = 8 * torch.randn(len(inst), 1, generator=g, dtype=torch.float64)
+        out = layer(direction, inst, logit)
         assert out.shape == direction.shape and out.dtype == torch.complex128
-        assert (miso.constraint_values(out, norm) < 0).all()
-        assert miso.is_feasible(miso.beams_from_normalized(out, inst), inst, rtol=0).all()
+        assert (problem.constraints(out, inst) < 0).all()
+        assert problem.is_feasible(out, inst, rtol=0).all()
     # zero / non-finite directions and logits give the anchor or a point on the segment
     direction = random_beams(inst, 1.0, seed=4)
     direction[0] = 0
     direction[1, 0, 0] = complex(math.nan, 0.0)
-    logit = torch.full((len(inst),), 50.0, dtype=torch.float64)
+    logit = torch.full((len(inst), 1), 50.0, dtype=torch.float64)
     logit[2] = math.nan
-    out = layer(direction, logit, norm)  # anchor computed by the layer
+    out = layer(direction, inst, logit)
     torch.testing.assert_close(out[:2], anchor[:2])
-    assert (miso.constraint_values(out, norm) < 0).all()
-
-
-def test_hop_float32_passes_the_float64_check() -> None:
-    inst = miso_instances(128, 6, 3, seed=5)
-    norm = miso.normalized_instances(inst)
-    direction = random_beams(inst, 1.0, seed=6).to(torch.complex64)
-    logit = torch.full((len(inst),), 30.0)  # sigmoid rounds to 1 in float32
-    out = HoPLayer()(direction, logit, norm.to(torch.complex64), miso.interior_anchor(norm))
-    assert out.dtype == torch.complex64
-    assert miso.is_feasible(out, norm).all()
+    assert (problem.constraints(out, inst) < 0).all()
 
 
 def test_hop_radius_to_one_approaches_the_boundary() -> None:
-    inst = miso.normalized_instances(miso_instances(32, 4, 2, seed=7))
-    anchor = miso.interior_anchor(inst)
+    inst = miso_instances(32, 4, 2, seed=7)
+    problem = MisoProblem()
     direction = random_beams(inst, 1.0, seed=8)
     worst = []
     for logit in (-2.0, 2.0, 20.0):
-        out = hop_map(direction, torch.full((len(inst),), logit, dtype=torch.float64), inst, anchor)
-        worst.append(miso.constraint_values(out, inst).amax(dim=1))
+        out = hop_layer()(direction, inst, torch.full((len(inst), 1), logit, dtype=torch.float64))
+        worst.append(problem.constraints(out, inst).amax(dim=1))
     assert (worst[0] < worst[1]).all() and (worst[1] < worst[2]).all()
     assert (worst[2] > -1e-3).all() and (worst[2] < 0).all()
-
-
-def test_hop_gradcheck() -> None:
-    inst = miso.normalized_instances(miso_instances(6, 3, 2, seed=9)[:3])
-    anchor = miso.interior_anchor(inst)
-    direction = random_beams(inst, 1.0, seed=10).requires_grad_()
-    logit = torch.tensor([-0.5, 0.3, 1.2], dtype=torch.float64).requires_grad_()
-    assert torch.autograd.gradcheck(lambda d, r: hop_map(d, r, inst, anchor), (direction, logit))
 
 
 # ----------------------------------------------------------------------------- DC3
@@ -196,24 +182,6 @@ def test_dc3_rejects_bad_arguments() -> None:
         DC3Correction(momentum=1.0)
     with pytest.raises(ValueError, match="train_mode"):
         DC3Correction(train_mode="adam")  # type: ignore[arg-type]
-
-
-# ----------------------------------------------------------------------------- penalty
-def test_penalty_is_zero_iff_feasible() -> None:
-    inst = miso.normalized_instances(miso_instances(64, 4, 2, seed=20))
-    anchor = miso.interior_anchor(inst)
-    beams = torch.cat([anchor[:32], random_beams(inst[32:], 1.0, seed=21)])
-    values = miso.constraint_values(beams, inst)
-    penalty = constraint_penalty(values)
-    feasible = (values <= 0).all(dim=1)
-    assert torch.equal(penalty == 0, feasible)
-    assert feasible[:32].all() and not feasible[32:].all()
-    torch.testing.assert_close(penalty, torch.relu(values).square().sum(dim=1))
-    torch.testing.assert_close(constraint_penalty(values, squared=False), torch.relu(values).sum(1))
-    loss = miso_soft_loss(beams, inst, 10.0)
-    torch.testing.assert_close(loss, -miso.weighted_sum_rate(beams, inst) + 10.0 * penalty)
-    v = beams[32:36].clone().requires_grad_()
-    assert torch.autograd.gradcheck(lambda b: miso_soft_loss(b, inst[32:36], 10.0), (v,))
 
 
 # ----------------------------------------------------------------------------- guard

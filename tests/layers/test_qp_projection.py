@@ -9,7 +9,7 @@ import torch
 
 from feasnet.layers import cvxpy_projection as cxp
 from feasnet.layers import qp_projection as qpp
-from feasnet.layers.qp_projection import QPProjection, project
+from feasnet.layers.qp_projection import ProjectionLayer, project
 from feasnet.problems.instances import PowerControlInstances
 from feasnet.problems.power_control import (
     interior_anchor,
@@ -18,6 +18,7 @@ from feasnet.problems.power_control import (
     minimum_power,
     to_vector,
 )
+from feasnet.problems.power_control_problem import PowerControlProblem
 from tests.conftest import random_instances
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*__array__ implementation.*")
@@ -80,7 +81,7 @@ def clarabel_projection(r: np.ndarray, G: np.ndarray, h: np.ndarray) -> np.ndarr
 def test_output_is_feasible(num_bs: int, num_channels: int, kwargs: dict) -> None:
     inst = random_instances(200, num_bs, num_channels, seed=11, **kwargs)
     assert minimum_power(inst).feasible.all()
-    layer = QPProjection()
+    layer = ProjectionLayer(PowerControlProblem())
     out = layer(raw_outputs(inst, seed=1), inst)
     assert out.shape == (200, num_bs, num_channels)
     assert is_feasible(out * inst.pmax[:, None, None], inst).all()
@@ -158,7 +159,7 @@ def test_gradcheck() -> None:
     assert torch.autograd.gradcheck(lambda v: project(v, cons), (r,), eps=1e-6, atol=1e-7)
     small = random_instances(3, 2, 2, seed=9)
     raw = raw_outputs(small, seed=10).clone().requires_grad_()
-    layer = QPProjection()
+    layer = ProjectionLayer(PowerControlProblem())
     assert torch.autograd.gradcheck(lambda v: layer(v, small), (raw,), eps=1e-6, atol=1e-7)
 
 
@@ -185,7 +186,10 @@ def test_matches_cvxpylayers_value_and_gradient(num_bs: int, num_channels: int) 
     raw = raw_outputs(inst, seed=32, far=False)
     w = torch.randn(raw.shape, generator=torch.Generator().manual_seed(33), dtype=torch.float64)
     outs, grads = [], []
-    for layer in (QPProjection(), cxp.CvxpyProjection()):
+    for layer in (
+        ProjectionLayer(PowerControlProblem()),
+        cxp.CvxpyProjectionLayer(PowerControlProblem()),
+    ):
         v = raw.clone().requires_grad_()
         out = layer(v, inst)
         (grad,) = torch.autograd.grad((out * w).sum(), v)
@@ -199,7 +203,7 @@ def test_matches_cvxpylayers_value_and_gradient(num_bs: int, num_channels: int) 
 def test_float32_and_batch_sizes() -> None:
     inst64 = random_instances(1000, 4, 5, seed=41)
     raw64 = raw_outputs(inst64, seed=42)
-    layer = QPProjection()
+    layer = ProjectionLayer(PowerControlProblem())
     ref = layer(raw64, inst64)
     inst32 = inst64.to(torch.float32)
     out32 = layer(raw64.float(), inst32)
@@ -218,7 +222,7 @@ def test_infeasible_instances_give_nan_and_others_are_unaffected() -> None:
     )
     feasible = minimum_power(inst).feasible
     assert feasible.tolist() == [True] * 3 + [False] * 3
-    layer = QPProjection()
+    layer = ProjectionLayer(PowerControlProblem())
     raw = raw_outputs(inst, seed=53)
     out = layer(raw, inst)
     assert torch.isnan(out[~feasible]).all()
@@ -233,7 +237,7 @@ def test_non_finite_raw_rows_give_a_feasible_point_and_finite_gradients() -> Non
     raw[1, 0, 0] = float("nan")
     raw[2, 1, 1] = float("inf")
     raw = raw.requires_grad_()
-    out = QPProjection()(raw, inst)
+    out = ProjectionLayer(PowerControlProblem())(raw, inst)
     assert is_feasible(out * inst.pmax[:, None, None], inst).all()
     (grad,) = torch.autograd.grad(out.sum(), raw)
     assert torch.isfinite(grad).all()
@@ -243,12 +247,13 @@ def test_non_finite_raw_rows_give_a_feasible_point_and_finite_gradients() -> Non
 def test_safeguard_pulls_an_infeasible_result_inside() -> None:
     inst = random_instances(5, 3, 2, seed=71)
     raw = raw_outputs(inst, seed=72)
-    problem = qpp.projection_problem(raw, inst)
-    x = project(problem.r, problem.constraints)
+    problem = PowerControlProblem()
+    data = qpp.polytope_data(problem, raw, inst)
+    x = project(data.r, data.constraints)
     bad = x.clone()
     bad[0] += 1e-3  # leaves the polytope (raw row 0 is inside: the budget is not tight)
     bad[0] *= 10.0
-    out, moved = qpp.finalize_projection(bad, problem, torch.float64)
+    out, moved = qpp.finish_projection(problem, bad, data, inst, torch.float64)
     assert moved.tolist() == [True, False, False, False, False]
     assert is_feasible(out * inst.pmax[:, None, None], inst).all()
 
@@ -270,7 +275,7 @@ def test_project_keeps_dtype_and_handles_an_empty_batch() -> None:
     r = to_vector(raw_outputs(inst, seed=92)).float()
     assert project(r, cons).dtype == torch.float32
     empty = inst[torch.zeros(0, dtype=torch.long)]
-    assert QPProjection()(torch.zeros(0, 3, 2), empty).shape == (0, 3, 2)
+    assert ProjectionLayer(PowerControlProblem())(torch.zeros(0, 3, 2), empty).shape == (0, 3, 2)
 
 
 def test_inference_and_training_paths_agree() -> None:
@@ -299,7 +304,7 @@ def test_badly_scaled_instances_converge_without_safeguard() -> None:
     test = instances[9500:]
     g = torch.Generator().manual_seed(3)
     raw = torch.sigmoid(torch.randn(500, 3, 2, generator=g, dtype=torch.float64))
-    layer = QPProjection()
+    layer = ProjectionLayer(PowerControlProblem())
     test32 = test.to(torch.float32)  # as the layer sees them in training
     out = layer(raw.float(), test32)
     info = layer.last_info

@@ -8,11 +8,12 @@ import math
 import pytest
 import torch
 
-from feasnet.layers.hop import HoPLayer
+from feasnet.layers.hop import HopConfig, HopLayer
 from feasnet.nets.miso_mlp import MisoMLP, miso_features, to_unit_ball
 from feasnet.nets.unfolded_wmmse import UnfoldedWMMSE, mrt_beams, wmmse_layer
 from feasnet.problems import miso
 from feasnet.problems.miso import MisoInstances
+from feasnet.problems.miso_problem import MisoProblem
 
 
 def miso_instances(n: int, nt: int = 4, k: int = 2, seed: int = 0) -> MisoInstances:
@@ -85,22 +86,27 @@ def test_unfolded_layer_gradcheck() -> None:
 
 def test_mlp_with_hop_learns_beyond_the_anchor() -> None:
     torch.manual_seed(0)
-    inst = miso_instances(96, 4, 2, seed=4)[:64].to(torch.complex64)
-    anchor = miso.interior_anchor(inst.to(torch.complex128)).to(torch.complex64)
+    inst = miso_instances(96, 4, 2, seed=4)[:64]
+    problem = MisoProblem()
+    anchor = problem.anchor(inst)
     net = MisoMLP(4, 2, hidden=(64, 64), extra_outputs=1)
-    hop = HoPLayer()
+    hop = HopLayer(problem, HopConfig(direction="raw"))
     opt = torch.optim.Adam(net.parameters(), lr=3e-3)
+    inst32 = inst.to(torch.complex64)
     for _ in range(200):
-        direction, extra = net(inst)
-        beams = hop(direction, extra[:, 0], inst, anchor)
-        loss = -miso.weighted_sum_rate(beams, inst).mean()
+        direction, extra = net.propose(inst32)
+        beams = hop(direction, inst32, extra)
+        loss = -problem.objective(beams, inst32).mean()
         opt.zero_grad()
         loss.backward()
         opt.step()
     net.eval()
     with torch.no_grad():
-        direction, extra = net(inst)
-        beams = hop(direction, extra[:, 0], inst, anchor)
-    assert miso.is_feasible(beams, inst).all()
-    gain = miso.weighted_sum_rate(beams, inst).mean() - miso.weighted_sum_rate(anchor, inst).mean()
+        direction, extra = net.propose(inst32)
+        beams = hop(direction, inst32, extra)
+    assert problem.is_feasible(beams, inst).all()
+    gain = (
+        problem.objective(beams.to(torch.complex128), inst).mean()
+        - problem.objective(anchor, inst).mean()
+    )
     assert gain > 0.5

@@ -1,4 +1,4 @@
-"""Time the projection layers: batched interior point (``QPProjection``) vs cvxpylayers.
+"""Time the projection layers: batched interior point (``qp``) vs cvxpylayers.
 
 Run ``python -m feasnet.layers.bench_projection`` (``--help`` for options). For each problem
 size it times, per sample, the forward pass (no autograd) and forward + backward of a random
@@ -26,9 +26,10 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from feasnet.layers.qp_projection import QPProjection
+from feasnet.layers.qp_projection import ProjectionLayer
 from feasnet.problems.instances import PowerControlInstances
 from feasnet.problems.power_control import is_feasible, minimum_power
+from feasnet.problems.power_control_problem import PowerControlProblem
 
 DEFAULT_SIZES: tuple[tuple[int, int], ...] = ((3, 2), (4, 5), (6, 4))
 
@@ -147,13 +148,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         inst_d = inst.to(dtype, device)
         raw = raw64.to(dtype=dtype, device=device)
         weights = weights64.to(dtype=dtype, device=device)
-        qp = QPProjection()
+        qp = ProjectionLayer(PowerControlProblem())
         q_fwd, q_both, out = time_layer(qp, raw, inst_d, weights, args.repeats)
         info = qp.last_info
         assert info is not None
         feasible = is_feasible(out.double().cpu() * inst.pmax[:, None, None], inst).all()
         if not bool(feasible):  # pragma: no cover - would be a bug
-            raise RuntimeError("QPProjection returned an infeasible point")
+            raise RuntimeError("the qp layer returned an infeasible point")
         u, m = b * q, 2 * b * q + b
         notes = (
             f"iters mean {info.iterations.double().mean().item():.1f} max "
@@ -162,13 +163,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(_row(f"B,Q={b},{q} U={u} M={m} batched", args.batch, q_fwd, q_both, notes))
         if args.no_cvxpy:
             continue
-        from feasnet.layers.cvxpy_projection import DEFAULT_SOLVER_ARGS, CvxpyProjection
+        from feasnet.layers.cvxpy_projection import DEFAULT_SOLVER_ARGS, CvxpyProjectionLayer
 
         nc = min(args.cvx_batch, args.batch)
         solver_args = dict(DEFAULT_SOLVER_ARGS)
         if args.threads is not None:  # same number of cores for diffcp's thread pool
             solver_args.update(n_jobs_forward=args.threads, n_jobs_backward=args.threads)
-        cvx = CvxpyProjection(solver_args)
+        cvx = CvxpyProjectionLayer(PowerControlProblem())
+        cvx.solver_args = solver_args
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             c_fwd, c_both, c_out = time_layer(

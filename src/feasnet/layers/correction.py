@@ -71,16 +71,12 @@ from typing import Any, Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
-from torch import Tensor, nn
+from torch import Tensor
 
 from feasnet.layers.base import FeasibilityLayer, constraint_jacobian, unsupported
 from feasnet.problems.base import Problem
-from feasnet.problems.instances import PowerControlInstances
 from feasnet.problems.power_control import (
     LinearConstraints,
-    linear_constraints,
-    to_matrix,
-    to_vector,
 )
 
 CorrectionMode = Literal["newton", "gradient"]
@@ -280,119 +276,24 @@ def _solve_spd(matrix: Tensor, rhs: Tensor) -> Tensor:
     return out.index_copy(0, index, solution)
 
 
-class IterativeCorrection(nn.Module):
-    """DEPNet's feasibility layer: unrolled correction of the backbone's output.
-
-    In training mode (``self.training``) it unrolls ``train_steps`` heavy-ball gradient steps
-    on ``V`` (differentiable, fixed cost); in eval mode it runs up to ``test_steps``
-    regularized Newton steps (or gradient steps with ``test_mode="gradient"``), freezing each
-    sample once it is feasible and stopping when all are.
-
-    Args:
-        train_steps: unrolled gradient steps in training (paper: 5).
-        step_size: gradient step size on equilibrated rows (default 0.3; module docstring).
-        momentum: heavy-ball momentum (paper: 0.5).
-        test_steps: maximal steps in eval mode (paper: 100).
-        newton_regularization: ridge on the Hessian (paper: 1e-8).
-        test_mode: ``"newton"`` (paper) or ``"gradient"`` (same rule as training).
-        bound_passes: Newton re-solves holding coordinates at 0 (0: the paper's plain clamp).
-        equilibrate: unit-norm rows (``None``: for the gradient rule only; see :func:`correct`).
-        margin: relative tightening (``None``: 1e-9 for float64 input, 1e-5 otherwise).
-        early_exit: in eval mode, freeze each sample once it is feasible (with half the
-            margin) and stop when all are; the output then does not depend on the batch.
-    """
-
-    def __init__(
-        self,
-        train_steps: int = 5,
-        step_size: float = DEFAULT_STEP_SIZE,
-        momentum: float = DEFAULT_MOMENTUM,
-        test_steps: int = 100,
-        newton_regularization: float = DEFAULT_NEWTON_REGULARIZATION,
-        test_mode: CorrectionMode = "newton",
-        bound_passes: int = DEFAULT_BOUND_PASSES,
-        equilibrate: bool | None = None,
-        margin: float | None = None,
-        early_exit: bool = True,
-    ) -> None:
-        super().__init__()
-        if train_steps < 0 or test_steps < 0 or bound_passes < 0:
-            raise ValueError("train_steps, test_steps and bound_passes must be >= 0")
-        if step_size <= 0:
-            raise ValueError(f"step_size: expected a value > 0, got {step_size}")
-        if not 0.0 <= momentum < 1.0:
-            raise ValueError(f"momentum: expected a value in [0, 1), got {momentum}")
-        if newton_regularization <= 0:
-            raise ValueError(
-                f"newton_regularization: expected a value > 0, got {newton_regularization}"
-            )
-        if test_mode not in ("newton", "gradient"):
-            raise ValueError(f"test_mode: expected 'newton' or 'gradient', got {test_mode!r}")
-        if margin is not None and margin < 0:
-            raise ValueError(f"margin: expected a value >= 0, got {margin}")
-        self.train_steps = train_steps
-        self.step_size = step_size
-        self.momentum = momentum
-        self.test_steps = test_steps
-        self.newton_regularization = newton_regularization
-        self.test_mode: CorrectionMode = test_mode
-        self.bound_passes = bound_passes
-        self.equilibrate = equilibrate
-        self.margin = margin
-        self.early_exit = early_exit
-
-    def forward(self, raw: Tensor, instances: PowerControlInstances) -> Tensor:
-        """Correct the backbone output.
-
-        Args:
-            raw: ``(N, B, Q)`` normalized powers (fraction of each instance's pmax).
-            instances: the ``N`` instances.
-
-        Returns:
-            ``(N, B, Q)`` corrected normalized powers (watts: ``x * pmax``), ``raw``'s dtype.
-        """
-        if self.training:
-            steps, mode, early_exit = self.train_steps, "gradient", False
-        else:
-            steps, mode, early_exit = self.test_steps, self.test_mode, self.early_exit
-        # Newton works in float64: build its rows in float64 too, not rounded to raw's dtype
-        dtype = torch.float64 if mode == "newton" else raw.dtype
-        constraints = linear_constraints(instances.to(dtype, raw.device))
-        x = correct(
-            to_vector(raw),
-            constraints,
-            steps,
-            mode,  # type: ignore[arg-type]
-            step_size=self.step_size,
-            momentum=self.momentum,
-            regularization=self.newton_regularization,
-            bound_passes=self.bound_passes,
-            equilibrate=self.equilibrate,
-            margin=self.margin,
-            early_exit=early_exit,
-        )
-        return to_matrix(x, raw.shape[1], raw.shape[2])
-
-    def extra_repr(self) -> str:
-        return (
-            f"train_steps={self.train_steps}, step_size={self.step_size}, "
-            f"momentum={self.momentum}, test_steps={self.test_steps}, "
-            f"test_mode={self.test_mode!r}, newton_regularization={self.newton_regularization}, "
-            f"bound_passes={self.bound_passes}"
-        )
-
-
 # ============================================================================ any problem
+TEST_STEPS_LINEAR = 100
+"""Newton steps at most at test on a polytope (paper: 100)."""
+TEST_STEPS_NONLINEAR = 300
+"""Newton steps at most at test on non-linear rows (paper, section VIII-C: 300)."""
+
+
 class CorrectionConfig(BaseModel):
     """Settings of the ``correction`` layer (DEPNet; defaults from the paper where it gives
-    them). ``nonnegative``: clamp ``x >= 0`` after every step (the paper's rule; real
-    variables only, ignored for complex ones)."""
+    them). ``test_steps``: Newton steps at most in eval mode; None: the paper's 100 on a
+    polytope and 300 on the non-linear rate and energy-efficiency rows (section VIII-C).
+    ``nonnegative``: clamp ``x >= 0`` after every step (the paper's rule)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     train_steps: int = Field(5, ge=0)
     step_size: float = Field(DEFAULT_STEP_SIZE, gt=0)
     momentum: float = Field(DEFAULT_MOMENTUM, ge=0, lt=1)
-    test_steps: int = Field(100, ge=0)
+    test_steps: int | None = Field(None, ge=0)
     newton_regularization: float = Field(DEFAULT_NEWTON_REGULARIZATION, gt=0)
     bound_passes: int = Field(DEFAULT_BOUND_PASSES, ge=0)
     nonnegative: bool = True
@@ -404,8 +305,8 @@ class CorrectionLayer(FeasibilityLayer):
     Training mode: ``train_steps`` heavy-ball gradient steps on the squared violation of the
     equilibrated rows (differentiable); eval mode: up to ``test_steps`` regularized Newton
     steps (float64, bound-aware, early exit), as in :func:`correct`. Where the problem has a
-    linear form (``linear-rate``) the rows are ``G x <= h`` and this is exactly
-    :class:`IterativeCorrection`; otherwise the rows are ``problem.constraints`` and their true
+    linear form (``linear-rate``) the rows are ``G x <= h`` and this is exactly :func:`correct`
+    (DEPNet as in sections V-VI); otherwise the rows are ``problem.constraints`` and their true
     Jacobian comes from autograd (:func:`correct_rows`), which is what lets DEPNet handle the
     non-linear rate and energy-efficiency sets. Hard in eval mode where Newton converges
     (checked by the conformance tests; pair it with the guard for a certificate).
@@ -424,12 +325,15 @@ class CorrectionLayer(FeasibilityLayer):
         """``(N, *shape)`` corrected normalized points in ``raw``'s dtype."""
         config = self.config
         assert isinstance(config, CorrectionConfig)
+        dtype = torch.float64 if not self.training else raw.dtype
+        inst = instances.to(dtype, raw.device)
+        form = self.problem.linear_form(inst)
         if self.training:
             steps, mode, early_exit = config.train_steps, "gradient", False
         else:
-            steps, mode, early_exit = config.test_steps, "newton", True
-        dtype = torch.float64 if mode == "newton" else raw.dtype
-        inst = instances.to(dtype, raw.device)
+            default = TEST_STEPS_LINEAR if form is not None else TEST_STEPS_NONLINEAR
+            steps = default if config.test_steps is None else config.test_steps
+            mode, early_exit = "newton", True
         flat = raw.reshape(raw.shape[0], -1)
         options = {
             "step_size": config.step_size,
@@ -438,7 +342,6 @@ class CorrectionLayer(FeasibilityLayer):
             "bound_passes": config.bound_passes if config.nonnegative else 0,
             "early_exit": early_exit,
         }
-        form = self.problem.linear_form(inst)
         if form is not None and config.nonnegative:
             rows = LinearConstraints(G=form.G.to(dtype), h=form.h.to(dtype))
             x = correct(flat, rows, steps, mode, **options)  # type: ignore[arg-type]

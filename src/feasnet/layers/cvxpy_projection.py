@@ -27,19 +27,16 @@ import warnings
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from feasnet.layers.base import FeasibilityLayer
 from feasnet.layers.qp_projection import (
     check_polytope,
-    finalize_projection,
     finish_projection,
     polytope_data,
-    projection_problem,
 )
 from feasnet.problems.base import Problem
-from feasnet.problems.instances import PowerControlInstances
-from feasnet.problems.power_control import LinearConstraints, MinimumPower
+from feasnet.problems.power_control import LinearConstraints
 
 DEFAULT_SOLVER_ARGS: dict[str, Any] = {
     "solve_method": "SCS",
@@ -112,47 +109,15 @@ def project(
     return x.to(dtype=r.dtype, device=r.device)
 
 
-class CvxpyProjection(nn.Module):
-    """DIPNet's projection layer through cvxpylayers (reference for :class:`QPProjection`).
-
-    ``forward(raw, instances)``: raw outputs ``(N, B, Q)`` in normalized units to their
-    projections ``(N, B, Q)``, normalized, in ``raw``'s dtype. The same pre- and
-    post-processing as :class:`~feasnet.layers.qp_projection.QPProjection`
-    (``projection_problem`` / ``finalize_projection``): float64 feasibility safeguard,
-    NaN for instances without a feasible point. ``last_safeguard`` holds the ``(N,)`` mask
-    of instances the safeguard moved in the last call.
-
-    Args:
-        solver_args: diffcp options, default :data:`DEFAULT_SOLVER_ARGS`.
-    """
-
-    def __init__(self, solver_args: dict[str, Any] | None = None) -> None:
-        super().__init__()
-        self.solver_args = dict(DEFAULT_SOLVER_ARGS if solver_args is None else solver_args)
-        self.last_safeguard: Tensor | None = None
-
-    def forward(
-        self,
-        raw: Tensor,
-        instances: PowerControlInstances,
-        min_power: MinimumPower | None = None,
-    ) -> Tensor:
-        """Project ``raw (N, B, Q)`` (normalized); ``min_power`` as in ``QPProjection``."""
-        if raw.shape[0] == 0:
-            return raw.detach().clone()
-        problem = projection_problem(raw, instances, min_power)
-        x = project(problem.r, problem.constraints, solver_args=self.solver_args)
-        out, moved = finalize_projection(x, problem, raw.dtype)
-        self.last_safeguard = moved
-        return out
-
-    def extra_repr(self) -> str:
-        return f"solver={self.solver_args.get('solve_method')}"
-
-
 class CvxpyProjectionLayer(FeasibilityLayer):
     """``qp-cvxpylayers``: the projection of ``qp`` solved through cvxpylayers (the paper's
-    way; slow, a reference). Needs a polytope (``problem.linear_form``)."""
+    way; slow, a reference). Needs a polytope (``problem.linear_form``). The same pre- and
+    post-processing as ``qp``; ``last_safeguard`` holds the ``(N,)`` mask of instances the
+    float64 safeguard moved in the last call."""
+
+    last_safeguard: Tensor | None = None
+    solver_args: dict[str, Any] = DEFAULT_SOLVER_ARGS
+    """diffcp options (replace the attribute to change them, e.g. its thread counts)."""
 
     @classmethod
     def check(cls, problem: Problem) -> None:
@@ -163,6 +128,6 @@ class CvxpyProjectionLayer(FeasibilityLayer):
         if raw.shape[0] == 0:
             return raw.detach().clone()
         data = polytope_data(self.problem, raw, instances, self.anchor_of(instances))
-        x = project(data.r, data.constraints, solver_args=DEFAULT_SOLVER_ARGS)
-        out, _ = finish_projection(self.problem, x, data, instances, raw.dtype)
+        x = project(data.r, data.constraints, solver_args=self.solver_args)
+        out, self.last_safeguard = finish_projection(self.problem, x, data, instances, raw.dtype)
         return out

@@ -45,8 +45,10 @@ costs two triangular solves. At degenerate points (a row active with a zero mult
 projection is not differentiable and this gives one element of its generalized Jacobian.
 Gradients flow to ``r`` only; ``G`` and ``h`` come from the channel data, which is not learned.
 
-:class:`QPProjection` wraps it as an ``nn.Module`` on ``(N, B, Q)`` normalized powers and adds a
-float64 feasibility safeguard (see :func:`finalize_projection`).
+:class:`ProjectionLayer` (``qp``) wraps it as a feasibility layer on any problem with a linear
+form (``problem.linear_form``, columns in ``x.flatten(1)`` order; the polytope's rows are
+normalized first, so their scale does not matter) and adds a float64 feasibility safeguard
+(:func:`finish_projection`).
 """
 
 from __future__ import annotations
@@ -57,22 +59,13 @@ from typing import Any
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
-from torch import Tensor, nn
+from torch import Tensor
 
 from feasnet.layers.base import FeasibilityLayer, unsupported
 from feasnet.problems.base import Problem
-from feasnet.problems.instances import PowerControlInstances
 from feasnet.problems.power_control import (
     DEFAULT_RTOL,
     LinearConstraints,
-    MinimumPower,
-    interior_anchor,
-    is_feasible,
-    linear_constraints,
-    minimum_power,
-    scale_toward_anchor,
-    to_matrix,
-    to_vector,
 )
 
 DEFAULT_TOL = 1e-10
@@ -703,186 +696,6 @@ def project(
     return (x, box[0]) if return_info else x
 
 
-# ---------------------------------------------------------------------------- power control
-@dataclass(frozen=True)
-class ProjectionProblem:
-    """Float64 data of the projection QP for a batch of power-control instances.
-
-    Attributes:
-        instances: the batch in float64 on the candidates' device.
-        constraints: ``G (N, M, U)``, ``h (N, M)`` from ``linear_constraints``; for instances
-            without a feasible point the QoS right-hand sides are set to 0 so that the solver
-            still sees a non-empty polytope (their output is NaN anyway).
-        feasible: ``(N,)`` bool, exact feasibility verdict (``minimum_power``).
-        anchor: ``(N, B, Q)`` [W] float64 interior anchor (NaN where infeasible).
-        r: ``(N, U)`` float64 candidates in normalized units, connected to the raw output;
-            rows with a non-finite entry are replaced by the anchor, rows of infeasible
-            instances by 0 (zero gradient in both cases).
-    """
-
-    instances: PowerControlInstances
-    constraints: LinearConstraints
-    feasible: Tensor
-    anchor: Tensor
-    r: Tensor
-
-
-def projection_problem(
-    raw: Tensor, instances: PowerControlInstances, min_power: MinimumPower | None = None
-) -> ProjectionProblem:
-    """Build the float64 projection data for raw outputs ``(N, B, Q)`` (normalized powers).
-
-    Args:
-        raw: ``(N, B, Q)`` candidates, normalized units, any float dtype.
-        instances: the batch.
-        min_power: a precomputed ``minimum_power(instances)`` (saves its eigenvalue
-            computation when the same instances are projected repeatedly).
-    """
-    n, b, q = instances.num_instances, instances.num_bs, instances.num_channels
-    if raw.shape != (n, b, q):
-        raise ValueError(f"raw: expected shape ({n}, {b}, {q}), got {tuple(raw.shape)}")
-    inst64 = instances.to(torch.float64, raw.device)
-    mp = minimum_power(inst64) if min_power is None else min_power
-    anchor = interior_anchor(inst64, min_power=mp).to(torch.float64)
-    feasible = mp.feasible.to(raw.device)
-    cons = linear_constraints(inst64)
-    u = b * q
-    qos_rows = torch.arange(cons.num_rows, device=raw.device) >= u + b
-    stand_in = ~feasible[:, None] & qos_rows[None, :]
-    h = torch.where(stand_in, torch.zeros_like(cons.h), cons.h)
-    r = to_vector(raw).to(torch.float64)
-    x_anchor = to_vector(anchor) / inst64.pmax[:, None]
-    x_anchor = torch.where(torch.isfinite(x_anchor), x_anchor, torch.zeros_like(x_anchor))
-    finite = torch.isfinite(r).all(dim=1)
-    r = torch.where(finite[:, None], r, x_anchor)
-    r = torch.where(feasible[:, None], r, torch.zeros_like(r))  # 0 is inside the stand-in
-    return ProjectionProblem(
-        instances=inst64,
-        constraints=LinearConstraints(G=cons.G, h=h),
-        feasible=feasible,
-        anchor=anchor,
-        r=r,
-    )
-
-
-def _feasible_as(out: Tensor, inst64: PowerControlInstances, dtype: torch.dtype) -> Tensor:
-    """``is_feasible`` of normalized powers ``(N, B, Q)`` once rounded to ``dtype``."""
-    rounded = out.detach().to(dtype).to(torch.float64)
-    return is_feasible(rounded * inst64.pmax[:, None, None], inst64, rtol=DEFAULT_RTOL)
-
-
-_SHRINK_STEPS = (1e-9, 1e-7, 1e-5, 1e-3, 1e-1, 1.0)
-"""Extra pulls toward the anchor tried, in order, if the exact pull still fails after rounding."""
-
-
-def finalize_projection(
-    x: Tensor, problem: ProjectionProblem, dtype: torch.dtype
-) -> tuple[Tensor, Tensor]:
-    """Turn float64 projections into feasible ``(N, B, Q)`` outputs in ``dtype``.
-
-    1. Coordinates that came out as tiny negatives (``-x <= 0`` rows met to rounding) are set
-       to 0 with a straight-through update (the implicit gradient is already 0 there).
-    2. Safeguard: each output is checked with ``is_feasible`` (float64, rtol 1e-6) *after*
-       rounding to ``dtype``. Where it fails, the point is pulled toward the interior anchor
-       with ``scale_toward_anchor`` (the first crossing of the segment with the boundary),
-       and if rounding still breaks it, a little further (``_SHRINK_STEPS``). In the usual
-       case the solver's point passes and nothing moves.
-    3. Instances without a feasible point get NaN.
-
-    Args:
-        x: ``(N, U)`` float64 normalized projections (autograd-connected).
-        problem: from :func:`projection_problem`.
-        dtype: output dtype.
-
-    Returns:
-        ``(out, safeguard)``: ``(N, B, Q)`` normalized powers in ``dtype`` and the ``(N,)``
-        bool mask of instances the safeguard moved.
-    """
-    inst = problem.instances
-    b, q = inst.num_bs, inst.num_channels
-    pmax = inst.pmax[:, None, None]
-    x = x + (x.detach().clamp_min(0.0) - x.detach())
-    out = to_matrix(x, b, q)
-    feasible = problem.feasible
-    ok = _feasible_as(out, inst, dtype)
-    moved = torch.zeros_like(feasible)
-    need = ~ok & feasible
-    if bool(need.any()):
-        moved = need
-        scaled, _ = scale_toward_anchor(out * pmax, problem.anchor, inst)
-        out = torch.where(need[:, None, None], scaled / pmax, out)
-        need = need & ~_feasible_as(out, inst, dtype)
-        anchor_x = problem.anchor / pmax
-        for delta in _SHRINK_STEPS:
-            if not bool(need.any()):
-                break
-            pulled = anchor_x + (1.0 - delta) * (out - anchor_x)
-            out = torch.where(need[:, None, None], pulled, out)
-            need = need & ~_feasible_as(out, inst, dtype)
-    out = torch.where(feasible[:, None, None], out, torch.full_like(out, math.nan))
-    return out.to(dtype), moved
-
-
-class QPProjection(nn.Module):
-    """DIPNet's projection layer with the batched interior-point solver (the default).
-
-    ``forward(raw, instances)`` maps raw outputs ``(N, B, Q)`` in normalized units
-    (``x = P / pmax``) to the Euclidean projection onto each instance's feasible polytope,
-    ``(N, B, Q)`` normalized, in ``raw``'s dtype and device, feasible at rtol 1e-6 in float64
-    (see :func:`finalize_projection`). Instances without any feasible point give NaN. The
-    diagnostics of the last call are kept in ``last_info``.
-
-    Args:
-        tol: interior-point tolerance.
-        max_iter: interior-point iteration cap.
-        polish: finish with the verified active-set polish.
-    """
-
-    def __init__(
-        self, tol: float = DEFAULT_TOL, max_iter: int = DEFAULT_MAX_ITER, polish: bool = True
-    ) -> None:
-        super().__init__()
-        self.tol = tol
-        self.max_iter = max_iter
-        self.polish = polish
-        self.last_info: ProjectionInfo | None = None
-
-    def forward(
-        self,
-        raw: Tensor,
-        instances: PowerControlInstances,
-        min_power: MinimumPower | None = None,
-    ) -> Tensor:
-        """Project ``raw (N, B, Q)`` (normalized) onto each instance's feasible set.
-
-        ``min_power`` optionally passes a precomputed ``minimum_power(instances)``.
-        """
-        if raw.shape[0] == 0:
-            return raw.detach().clone()
-        problem = projection_problem(raw, instances, min_power)
-        x, info = project(
-            problem.r,
-            problem.constraints,
-            tol=self.tol,
-            max_iter=self.max_iter,
-            polish=self.polish,
-            return_info=True,
-        )
-        out, moved = finalize_projection(x, problem, raw.dtype)
-        self.last_info = ProjectionInfo(
-            iterations=info.iterations,
-            converged=info.converged,
-            polished=info.polished,
-            residual=info.residual,
-            safeguard=moved,
-            infeasible=~problem.feasible,
-        )
-        return out
-
-    def extra_repr(self) -> str:
-        return f"tol={self.tol}, max_iter={self.max_iter}, polish={self.polish}"
-
-
 # ---------------------------------------------------------------------------- any polytope
 class ProjectionConfig(BaseModel):
     """Settings of the ``qp`` layer (interior-point tolerance, iteration cap, polish)."""
@@ -917,12 +730,21 @@ class PolytopeData:
         feasible: ``(N,)`` bool, the instance has a feasible point.
         r: ``(N, D)`` float64 candidates connected to ``raw``; non-finite rows replaced by the
             anchor, rows of infeasible instances by 0.
+        nonnegative: ``(N, D)`` bool, columns with a bound row ``x_j >= 0``.
     """
 
     constraints: LinearConstraints
     anchor: Tensor
     feasible: Tensor
     r: Tensor
+    nonnegative: Tensor
+
+
+def _nonnegative_columns(G: Tensor, h: Tensor) -> Tensor:
+    """``(N, D)`` bool: the column has a bound row ``-c x_j <= 0`` (``c > 0``) in ``G x <= h``."""
+    single = (G != 0).sum(dim=2) == 1
+    bound = single & (G.sum(dim=2) < 0) & (h == 0)  # (N, M)
+    return ((G < 0) & bound[:, :, None]).any(dim=1)
 
 
 def polytope_data(
@@ -945,18 +767,24 @@ def polytope_data(
     finite = torch.isfinite(r).all(dim=1)
     r = torch.where(finite[:, None], r, safe_anchor)
     r = torch.where(feasible[:, None], r, torch.zeros_like(r))
-    return PolytopeData(LinearConstraints(G=G, h=h), anchor, feasible, r)
+    nonnegative = _nonnegative_columns(G, h)
+    return PolytopeData(LinearConstraints(G=G, h=h), anchor, feasible, r, nonnegative)
 
 
 def finish_projection(
     problem: Problem, x: Tensor, data: PolytopeData, instances: Any, dtype: torch.dtype
 ) -> tuple[Tensor, Tensor]:
     """Float64 projections ``(N, D)`` to outputs ``(N, *shape)`` in ``dtype`` that pass
-    ``problem.is_feasible`` (rtol 1e-6) after rounding: the few that miss it by rounding move
-    toward the anchor (:func:`feasnet.layers.guard.repair`); infeasible instances give NaN.
-    Returns ``(out, moved)``."""
+    ``problem.is_feasible`` (rtol 1e-6) after rounding: coordinates with a bound row that came
+    out as tiny negatives are set to 0, and the few points that still miss the check by
+    rounding move toward the anchor (:func:`feasnet.layers.guard.repair`); infeasible
+    instances give NaN. Returns ``(out, moved)``."""
     from feasnet.layers.guard import repair
 
+    # bound rows met only to rounding (x_j = -1e-17): snap to 0, straight through (the
+    # implicit gradient of such an active coordinate is 0 already)
+    snapped = torch.where(data.nonnegative, x.detach().clamp_min(0.0), x.detach())
+    x = x + (snapped - x.detach())
     out = x.reshape(data.anchor.shape)
     rounded = out.to(dtype)
     fixed = repair(problem, rounded, instances, DEFAULT_RTOL, anchor=data.anchor)
@@ -966,9 +794,15 @@ def finish_projection(
 
 class ProjectionLayer(FeasibilityLayer):
     """``qp``: DIPNet's Euclidean projection onto ``problem.linear_form`` with the batched
-    interior-point solver of this module (implicit gradients). Needs a polytope."""
+    interior-point solver of this module (implicit gradients). Needs a polytope.
+
+    Outputs pass ``problem.is_feasible`` at rtol 1e-6 after rounding to ``raw``'s dtype
+    (:func:`finish_projection`); instances without a feasible point give NaN. The diagnostics
+    of the last call are kept in ``last_info`` (:class:`ProjectionInfo`).
+    """
 
     Config = ProjectionConfig
+    last_info: ProjectionInfo | None = None
 
     @classmethod
     def check(cls, problem: Problem) -> None:
@@ -981,9 +815,21 @@ class ProjectionLayer(FeasibilityLayer):
         if raw.shape[0] == 0:
             return raw.detach().clone()
         data = polytope_data(self.problem, raw, instances, self.anchor_of(instances))
-        x = project(
-            data.r, data.constraints, tol=config.tol, max_iter=config.max_iter, polish=config.polish
+        x, info = project(
+            data.r,
+            data.constraints,
+            tol=config.tol,
+            max_iter=config.max_iter,
+            polish=config.polish,
+            return_info=True,
         )
-        assert isinstance(x, Tensor)
-        out, _ = finish_projection(self.problem, x, data, instances, raw.dtype)
+        out, moved = finish_projection(self.problem, x, data, instances, raw.dtype)
+        self.last_info = ProjectionInfo(
+            iterations=info.iterations,
+            converged=info.converged,
+            polished=info.polished,
+            residual=info.residual,
+            safeguard=moved,
+            infeasible=~data.feasible,
+        )
         return out

@@ -21,7 +21,7 @@ LAYERS: dict[str, str] = {
     "qp-cvxpylayers": "feasnet.layers.cvxpy_projection:CvxpyProjectionLayer",
     "correction": "feasnet.layers.correction:CorrectionLayer",
     "dc3": "feasnet.layers.dc3:DC3Layer",
-    "hop": "feasnet.layers.hop:HopProblemLayer",
+    "hop": "feasnet.layers.hop:HopLayer",
     "guard": "feasnet.layers.guard:GuardLayer",
 }
 """Layer name -> ``module:class``."""
