@@ -8,7 +8,7 @@ Trains the ``depnet`` preset on B = 4, Q = 2 path-loss instances written as
 and reports the test split's violation count (float64 check, rtol 1e-6), mean sum rate and
 time per sample. Usage::
 
-    python scripts/measure_depnet_nonlinear.py --samples 2000 --epochs 5
+    python scripts/measure_depnet_nonlinear.py --samples 2000 --epochs 5 [--sca]
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--sets", default="rate,energy-efficiency,energy-efficiency+rate")
+    parser.add_argument("--sca", action="store_true", help="also solve the test split with SCA")
     args = parser.parse_args()
     torch.set_num_threads(1)
     rate_network = get_preset("small").model_copy(
@@ -65,6 +66,17 @@ def main() -> None:
             f"{float(result.seconds.mean()) * 1e3:.3f} ms/sample",
             flush=True,
         )
+        if args.sca:
+            from feasnet import solvers
+
+            reference = solvers.solve("sca", test)
+            ok = torch.as_tensor(reference.feasible)
+            print(
+                f"  SCA: feasible {int(ok.sum())}/{len(test)}, mean sum rate "
+                f"{float(reference.sum_rate.mean()) / 1e6:.2f} Mbit/s; DEPNet / SCA "
+                f"{float(result.sum_rate.mean()) / float(reference.sum_rate.mean()):.3f}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

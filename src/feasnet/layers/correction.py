@@ -67,6 +67,7 @@ rows as given (equilibration changed neither its step counts nor its failures ma
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Literal
 
 import torch
@@ -346,16 +347,26 @@ class CorrectionLayer(FeasibilityLayer):
             rows = LinearConstraints(G=form.G.to(dtype), h=form.h.to(dtype))
             x = correct(flat, rows, steps, mode, **options)  # type: ignore[arg-type]
         else:
-            x = correct_rows(
+            rows = functools.partial(
+                correct_rows,
                 self.problem,
-                flat,
-                inst,
-                raw.shape[1:],
-                steps,
-                mode,  # type: ignore[arg-type]
+                shape=raw.shape[1:],
+                steps=steps,
+                mode=mode,
                 nonnegative=config.nonnegative,
                 **options,
             )
+            x = rows(flat, inst)
+            if not self.training:
+                # a set thinner than the margin (the energy-efficiency rows with rate targets
+                # can leave the anchor only ~1e-6 inside) cannot hold the float32 margin: the
+                # samples that end outside are redone from raw with the float64 one
+                missed = ~self.problem.is_feasible(x.reshape(raw.shape), inst, rtol=0.0)
+                missed &= torch.isfinite(flat).all(dim=1)
+                if bool(missed.any()):
+                    index = missed.nonzero().squeeze(1)
+                    retry = rows(flat[index].double(), inst[index]).to(x.dtype)
+                    x = x.index_copy(0, index, retry)
         return x.reshape(raw.shape)
 
 
