@@ -191,3 +191,37 @@ def test_loss_asks_the_problem_and_reproduces_each_papers_loss(case_name: str) -
     torch.testing.assert_close(model.loss(x, instances), expected.mean())
     x = x[:3].clone().requires_grad_()
     assert torch.autograd.gradcheck(lambda v: model.loss(v, instances[:3]), (x,))
+
+
+def test_model_files_of_format_version_1_still_load(one_epoch_depnet: Path, tmp_path: Path) -> None:
+    """A model file written before methods were compositions: flat method, size keys."""
+    payload = torch.load(one_epoch_depnet / "model.pt", weights_only=True)
+    flat = {
+        "name": "depnet",
+        "description": "",
+        "layer": "correction",
+        "activation": "sigmoid",
+        "refine": "none",
+        "penalty_weight": 10.0,
+        "equilibrate_penalty": False,
+        "selection": "objective",
+        "hidden": [200, 200, 200],
+        "dropout": 0.1,
+        "batch_norm": True,
+        "include_rate_targets": True,
+        "correction": {"train_steps": 5, "step_size": 0.3, "momentum": 0.5, "test_steps": 100},
+        "guard": False,
+    }
+    old = {k: v for k, v in payload.items() if k not in ("variable_shape", "constraint_set")}
+    old.update(format_version=1, method=flat, num_bs=3, num_channels=2)
+    torch.save(old, tmp_path / "model.pt")
+    model, _ = load_model(tmp_path)
+    again, _ = load_model(one_epoch_depnet)
+    assert model.config.backbone.kind == "mlp" and model.problem == again.problem
+    assert (
+        model.config.layer.kind == "correction" and model.config.layer.options["test_steps"] == 100
+    )
+    instances, _ = generate(get_preset("small"), 40, seed=9)
+    torch.testing.assert_close(
+        model_result(model, instances).power, model_result(again, instances).power
+    )
