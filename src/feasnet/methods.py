@@ -114,7 +114,6 @@ def compose(
 
 
 def _presets() -> list[MethodConfig]:
-    pc = {"backbone": "mlp"}
     papers = [
         compose(
             "penalty",
@@ -123,27 +122,27 @@ def _presets() -> list[MethodConfig]:
             backbone_options={"activation": "softmax"},
             penalty_weight=10_000.0,  # the paper's value for path-loss data
             selection="violation",
-            **pc,
+            backbone="mlp",
         ),
         compose(
             "qp",
             name="dipnet",
             description="MLP + implicit QP projection onto the feasible set (batched, ours)",
-            **pc,
+            backbone="mlp",
         ),
         compose(
             "correction",
             name="depnet",
             description="MLP + unrolled correction (momentum GD in training, Newton at test)",
             penalty_weight=10.0,
-            **pc,
+            backbone="mlp",
         ),
         compose(
             "qp",
             name="dipnet+fw",
             description="DIPNet refined by Frank-Wolfe at inference",
             refine="fw",
-            **pc,
+            backbone="mlp",
         ),
         compose(
             "correction",
@@ -151,13 +150,13 @@ def _presets() -> list[MethodConfig]:
             description="DEPNet refined by Frank-Wolfe at inference",
             penalty_weight=10.0,
             refine="fw",
-            **pc,
+            backbone="mlp",
         ),
         compose(
             "qp-cvxpylayers",
             name="dipnet-cvxpylayers",
             description="DIPNet with the projection on cvxpylayers (the paper's way; slow)",
-            **pc,
+            backbone="mlp",
         ),
     ]
     words = {"mlp": "MLP", "du": "deep-unfolded WMMSE"}
@@ -281,7 +280,7 @@ def _from_flat(values: dict[str, Any]) -> MethodConfig:
             layer=LayerPart(kind=layer, options=layer_opts),
             **common,
         )
-    backbone_opts = {
+    backbone_opts: dict[str, Any] = {
         k: (tuple(values[k]) if k == "hidden" else values[k])
         for k in ("hidden", "dropout", "batch_norm", "activation", "include_rate_targets")
         if k in values

@@ -13,6 +13,7 @@ Units: ``forward`` returns the normalized ``x`` of the problem (``(N, *shape)``)
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -88,7 +89,8 @@ class LearnedModel(nn.Module):
     def forward(self, instances: Any) -> Tensor:
         """Normalized ``x`` ``(N, *shape)`` after the feasibility layer."""
         self.check_size(instances)
-        raw, extra = self.backbone.propose(instances)
+        propose: Callable[[Any], tuple[Tensor, Tensor]] = self.backbone.propose  # type: ignore[assignment]
+        raw, extra = propose(instances)
         return self.layer(raw, instances.to(raw.dtype, raw.device), extra)
 
     def loss(self, x: Tensor, instances: Any) -> Tensor:

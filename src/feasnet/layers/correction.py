@@ -329,6 +329,7 @@ class CorrectionLayer(FeasibilityLayer):
         dtype = torch.float64 if not self.training else raw.dtype
         inst = instances.to(dtype, raw.device)
         form = self.problem.linear_form(inst)
+        mode: CorrectionMode
         if self.training:
             steps, mode, early_exit = config.train_steps, "gradient", False
         else:
@@ -344,8 +345,8 @@ class CorrectionLayer(FeasibilityLayer):
             "early_exit": early_exit,
         }
         if form is not None and config.nonnegative:
-            rows = LinearConstraints(G=form.G.to(dtype), h=form.h.to(dtype))
-            x = correct(flat, rows, steps, mode, **options)  # type: ignore[arg-type]
+            polytope = LinearConstraints(G=form.G.to(dtype), h=form.h.to(dtype))
+            x = correct(flat, polytope, steps, mode, **options)  # type: ignore[arg-type]
         else:
             rows = functools.partial(
                 correct_rows,
@@ -354,9 +355,9 @@ class CorrectionLayer(FeasibilityLayer):
                 steps=steps,
                 mode=mode,
                 nonnegative=config.nonnegative,
-                **options,
+                **options,  # type: ignore[arg-type]
             )
-            x = rows(flat, inst)
+            x = rows(x=flat, instances=inst)
             if not self.training:
                 # a set thinner than the margin (the energy-efficiency rows with rate targets
                 # can leave the anchor only ~1e-6 inside) cannot hold the float32 margin: the
@@ -365,7 +366,7 @@ class CorrectionLayer(FeasibilityLayer):
                 missed &= torch.isfinite(flat).all(dim=1)
                 if bool(missed.any()):
                     index = missed.nonzero().squeeze(1)
-                    retry = rows(flat[index].double(), inst[index]).to(x.dtype)
+                    retry = rows(x=flat[index].double(), instances=inst[index]).to(x.dtype)
                     x = x.index_copy(0, index, retry)
         return x.reshape(raw.shape)
 

@@ -154,7 +154,7 @@ class UnfoldedWMMSE(nn.Module):
             return v, v.real.new_zeros(v.shape[0], 0)
         values = miso.constraint_values(v, instances).clamp(-1.0, 1.0)
         features = torch.cat([instance_summary(instances), values], dim=1)
-        head_dtype = self.extra_head[0].weight.dtype
+        head_dtype = next(self.extra_head.parameters()).dtype
         extra = self.extra_head(features.to(head_dtype)).to(real)
         return v, extra
 
