@@ -24,7 +24,7 @@ import pytest
 import torch
 
 from feasnet.problems import InvalidInstanceError, Problem, family_of, problem_of, register
-from feasnet.problems.registry import FAMILIES
+from feasnet.problems.registry import unregister
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "custom_problem.py"
 RTOL = 1e-6
@@ -50,7 +50,7 @@ def ex() -> ModuleType:
     register(module.ParallelChannelProblem)  # a no-op after the import's own register
     module.add_mlp_backbone()
     yield module
-    FAMILIES.pop(module.FAMILY, None)
+    unregister(module.FAMILY)
     BACKBONES["mlp"][1].pop(module.FAMILY, None)
 
 

@@ -243,9 +243,16 @@ class Problem(ABC):
 
     # ---------------------------------------------------------------- files and results
     @abstractmethod
-    def instances_from_arrays(self, arrays: Mapping[str, np.ndarray], source: str) -> Any:
+    def instances_from_arrays(
+        self,
+        arrays: Mapping[str, np.ndarray],
+        source: str,
+        dtype: torch.dtype = torch.float64,
+        device: torch.device | str | None = None,
+    ) -> Any:
         """Validated instances from the arrays of an exchange file (``source`` names the file
-        in messages); unknown keys are an error naming the key."""
+        in messages), as ``dtype`` (the complex counterpart for complex families) on
+        ``device``; unknown keys are an error naming the key."""
 
     @abstractmethod
     def instances_to_arrays(self, instances: Any) -> dict[str, np.ndarray]:
@@ -263,6 +270,13 @@ class Problem(ABC):
         rtol: float = DEFAULT_RTOL,
     ) -> Any:
         """The family's result type for ``allocation`` (physical units), checked in float64."""
+
+    @classmethod
+    def for_instances(cls, instances: Any, nonlinear: bool = False) -> Problem:
+        """The problem ``instances`` call for (the constraint set follows from the fields they
+        carry; ``nonlinear`` prefers a non-linear formulation where a family offers one).
+        Default: the family's default constraint set."""
+        return cls()
 
     @classmethod
     def recognizes(cls, arrays: Mapping[str, Any]) -> bool:

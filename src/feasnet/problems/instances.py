@@ -167,7 +167,7 @@ class PowerControlInstances:
 
     def _map(self, fn: Any) -> PowerControlInstances:
         """A copy with ``fn`` applied to every tensor field (None fields stay None)."""
-        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        values: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self)}
         return PowerControlInstances(
             **{k: (None if v is None else fn(v)) for k, v in values.items()}
         )

@@ -45,8 +45,16 @@ def register(cls: type[Problem]) -> type[Problem]:
     return cls
 
 
+def unregister(name: str) -> None:
+    """Remove a family registered with :func:`register` (the built-in ones stay)."""
+    if name in BUILT_IN:
+        raise ValueError(f"family {name!r} is built in and cannot be removed")
+    FAMILIES.pop(name, None)
+
+
 register(PowerControlProblem)
 register(MisoProblem)
+BUILT_IN = frozenset(FAMILIES)
 
 
 def family_names() -> list[str]:
