@@ -773,6 +773,8 @@ def _bench(
         except ValueError as exc:
             raise UserError(f"points: expected comma-separated numbers, got {points!r}") from exc
         values = fig12.check_points(values) if values else None
+        if samples is not None:
+            fig12.check_samples(samples, fig12.FULL_SPLITS if full else fig12.QUICK_SPLITS)
         run_dir = out or Path("runs") / f"fig12-{stamp}"
         check_run_folder(run_dir, resume, force, "the benchmark")
         console.print(f"[bold]feasnet bench[/] suite=fig12 full={full} -> {run_dir}")

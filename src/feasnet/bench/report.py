@@ -635,7 +635,7 @@ SUITE_FILES = ("results.json", "table2.json")
 def rerender(run_dir: Path, log: Callable[[str], Any] = print) -> list[Path]:
     """Rebuild the tables and plots of a finished run from its saved results.
 
-    Reads ``run_dir/results.json`` (``suite`` ``comparison``, ``miso-snr`` or
+    Reads ``run_dir/results.json`` (``suite`` ``comparison``, ``fig12``, ``miso-snr`` or
     ``miso-nakagami``) or ``run_dir/table2.json`` (``table2``), prints the tables and rewrites
     ``report.md`` / ``results.csv`` (``table2.md`` / ``table2.csv``), the plots and the training
     curves of the models found in the folder. Nothing is solved or trained again, and the
@@ -664,11 +664,15 @@ def rerender(run_dir: Path, log: Callable[[str], Any] = print) -> list[Path]:
         from feasnet.bench import table2
 
         return table2.render(run_dir, payload, log=log)
+    if suite == "fig12":
+        from feasnet.bench import fig12
+
+        return fig12.write_reports(run_dir, payload, log=log)
     from feasnet.bench import miso
 
     if suite in miso.SWEEPS:
         return miso.write_reports(run_dir, payload, log=log)
     raise ValueError(
-        f"{found[0]}: unknown suite {suite!r}; expected comparison, table2, "
+        f"{found[0]}: unknown suite {suite!r}; expected comparison, table2, fig12, "
         + ", ".join(miso.SWEEPS)
     )
