@@ -662,7 +662,7 @@ def bench(
         bool,
         typer.Option(
             help="fig12 suite: the paper's scale (8 points, 100,000 instances, 20 epochs) "
-            "instead of the quick default (3 points, 1,500 instances, 5 epochs)."
+            "instead of the quick default (3 points, 1,000 instances, 5 epochs)."
         ),
     ] = False,
 ) -> None:
