@@ -20,7 +20,11 @@ def _enabled() -> bool:
 def progress_bar(label: str, total: int | None) -> Iterator[Callable[[int], None]]:
     """Yield ``advance(k=1)``; shows a rich progress bar on stderr when interactive."""
     if not _enabled():
-        yield lambda k=1: None
+
+        def ignore(k: int = 1) -> None:
+            pass
+
+        yield ignore
         return
     from rich.console import Console
     from rich.progress import (
@@ -42,4 +46,8 @@ def progress_bar(label: str, total: int | None) -> Iterator[Callable[[int], None
         transient=False,
     ) as progress:
         task = progress.add_task(label, total=total)
-        yield lambda k=1: progress.advance(task, k)
+
+        def advance(k: int = 1) -> None:
+            progress.advance(task, k)
+
+        yield advance

@@ -20,7 +20,7 @@ import shutil
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -155,7 +155,7 @@ def learned_result(
         model.layer = build_layer(config.layer.kind, config.layer.options, model.problem)
     model.config = config  # the +fw variants differ from their base only at inference
 
-    def evaluate_on(instances: PowerControlInstances) -> AllocationResult:
+    def evaluate_on(instances: PowerControlInstances) -> Result:
         model_result(model, instances[:8])  # warm-up: lazy imports, first-call allocations
         return model_result(model, instances, name=name)
 
@@ -189,13 +189,14 @@ def run(
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     dataset = ensure_dataset(out_dir, preset, num_samples, seed, log, force=force)
-    instances, info = storage.read_dataset(dataset, split)
+    read, info = storage.read_dataset(dataset, split)
+    instances = cast(PowerControlInstances, read)  # the suite's presets are power control
     forget_stale_results(out_dir, dataset, split, train_config or TrainConfig(), log, force)
     log(
         f"{split} split: {len(instances)} instances, "
         f"B={instances.num_bs}, Q={instances.num_channels}"
     )
-    results: dict[str, AllocationResult] = {}
+    results: dict[str, Result] = {}
     for name in methods:
         path = out_dir / "solutions" / f"{name}.npz"
         if path.exists():
@@ -205,6 +206,7 @@ def run(
                 results[name] = cached
                 continue
         start = time.perf_counter()
+        result: Result
         if name in solvers.SOLVERS:
             result = solvers.solve(name, instances, workers=workers)
         else:

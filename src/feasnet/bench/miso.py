@@ -40,7 +40,7 @@ from feasnet.bench.comparison import (
 from feasnet.data import storage
 from feasnet.evaluate import MethodMetrics, evaluate, tightest_upper_bound
 from feasnet.problems.miso import DEFAULT_RTOL
-from feasnet.solvers.result import BeamformingResult
+from feasnet.solvers.result import BeamformingResult, Result
 from feasnet.train import TrainConfig
 
 
@@ -106,7 +106,7 @@ def _solve_point(
     dataset = ensure_dataset(point_dir, preset, samples, seed, log, force=force)
     instances, info = storage.read_dataset(dataset, "test")
     forget_stale_results(point_dir, dataset, "test", train_config, log, force)
-    results: dict[str, BeamformingResult] = {}
+    results: dict[str, Result] = {}
     for name in methods:
         path = point_dir / "solutions" / f"{name}.npz"
         if path.exists():
@@ -408,7 +408,7 @@ def markdown_report(
             lines.append(f"| {method} | {' | '.join(cells)} |")
         return "\n".join(lines)
 
-    counts = sorted({r.get("num_instances") for r in rows if r.get("num_instances") is not None})
+    counts = sorted({int(r["num_instances"]) for r in rows if r.get("num_instances") is not None})
     n_text = ", ".join(str(c) for c in counts) or "?"
     sections = [
         f"# `{suite}`: the survey's {sweep.figure}, swept over {sweep.label}",
@@ -559,7 +559,7 @@ def sweep_plot(path: Path, sweep: Sweep, rows: list[dict[str, Any]]) -> None:
         title_fontsize=8,
     )
     report.kind_legend(fig, rows, loc="upper left", bbox_to_anchor=(0.83, 0.45), fontsize=8)
-    n_values = sorted({r.get("num_instances") for r in rows if r.get("num_instances")})
+    n_values = sorted({int(r["num_instances"]) for r in rows if r.get("num_instances")})
     fig.suptitle(
         f"{title}: over {sweep.label}; n = {', '.join(map(str, n_values))} test instances per "
         "point; error bars: standard error; methods offset slightly along x"

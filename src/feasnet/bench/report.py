@@ -126,7 +126,7 @@ def cell(row: Mapping[str, Any], key: str) -> str:
     """``row[key]`` formatted, with ``± row[key + '_se']`` when that error is known and > 0."""
     text = _fmt(row.get(key), key)
     se = row.get(f"{key}_se")
-    if text != "-" and _finite(se) and se > 0:
+    if text != "-" and se is not None and _finite(se) and se > 0:
         text += f" ± {_fmt(se, key)}"
     return text
 

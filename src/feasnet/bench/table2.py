@@ -26,7 +26,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -34,7 +34,7 @@ from feasnet import solvers
 from feasnet.atomic import atomic_path, write_text
 from feasnet.bench import comparison, report
 from feasnet.data.generate import GenerationError
-from feasnet.data.presets import get_preset
+from feasnet.data.presets import Scenario, get_preset
 from feasnet.methods import METHODS
 from feasnet.problems.power_control import DEFAULT_RTOL
 from feasnet.train import TrainConfig
@@ -115,7 +115,7 @@ def _nan_to_none(value: Any) -> Any:
 
 def _base_row(config: int) -> dict[str, Any]:
     """Configuration columns and the paper's numbers; our columns are filled in later."""
-    scenario = get_preset(preset_name(config))
+    scenario = cast(Scenario, get_preset(preset_name(config)))
     paper = PAPER_TABLE2[config]
     row: dict[str, Any] = {
         "config": config,

@@ -52,7 +52,7 @@ from __future__ import annotations
 import os
 import zipfile
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -89,7 +89,7 @@ def save_npz(
     Returns:
         The path written.
     """
-    out = problem_of(instances).instances_to_arrays(instances)
+    out: dict[str, Any] = problem_of(instances).instances_to_arrays(instances)
     target = Path(path)
     with atomic_path(target) as tmp, open(tmp, "wb") as fh:
         # A file object keeps numpy from appending ".npz" to the temporary name.

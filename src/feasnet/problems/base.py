@@ -263,7 +263,7 @@ class Problem(ABC):
     def result(
         self,
         method: str,
-        allocation: Tensor,
+        allocation: Tensor | np.ndarray,
         instances: Any,
         seconds: Tensor | np.ndarray | float,
         messages: list[str] | None = None,

@@ -167,10 +167,11 @@ class PowerControlInstances:
 
     def _map(self, fn: Any) -> PowerControlInstances:
         """A copy with ``fn`` applied to every tensor field (None fields stay None)."""
-        values: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self)}
-        return PowerControlInstances(
-            **{k: (None if v is None else fn(v)) for k, v in values.items()}
-        )
+        mapped: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            mapped[f.name] = None if value is None else fn(value)
+        return PowerControlInstances(**mapped)
 
     def to(
         self, dtype: torch.dtype | None = None, device: torch.device | str | None = None

@@ -147,7 +147,7 @@ class MisoProblem(Problem):
     def result(
         self,
         method: str,
-        allocation: Tensor,
+        allocation: Tensor | np.ndarray,
         instances: MisoInstances,
         seconds: Tensor | np.ndarray | float,
         messages: list[str] | None = None,

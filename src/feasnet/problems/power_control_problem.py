@@ -257,7 +257,7 @@ class PowerControlProblem(Problem):
     def result(
         self,
         method: str,
-        allocation: Tensor,
+        allocation: Tensor | np.ndarray,
         instances: PowerControlInstances,
         seconds: Tensor | np.ndarray | float,
         messages: list[str] | None = None,

@@ -27,13 +27,13 @@ Saved to the solution ``.npz`` under the same keys when set.
 """
 
 
-def optional_arrays(result: AllocationResult | BeamformingResult) -> dict[str, np.ndarray]:
+def optional_arrays(result: AllocationResult | BeamformingResult) -> dict[str, Any]:
     """The :data:`OPTIONAL_KEYS` of ``result`` that are set, as arrays of their dtype."""
-    out = {}
+    out: dict[str, Any] = {}
     for key, kind in OPTIONAL_KEYS.items():
         value = getattr(result, key)
         if value is not None:
-            array = np.asarray(value, dtype=kind)
+            array: np.ndarray = np.asarray(value, dtype=kind)
             if array.shape != (len(result),):
                 raise ValueError(f"{key}: expected shape ({len(result)},), got {array.shape}")
             out[key] = array

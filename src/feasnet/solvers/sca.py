@@ -267,7 +267,7 @@ def _solve_subproblem(sub: _Surrogate, solvers: tuple[str, ...]) -> tuple[np.nda
         ``(x, note)``: the normalized solution ``(B, Q)`` (None if every solver failed) and
         "" or which solvers failed with which status.
     """
-    failures = []
+    failures: list[str] = []
     for name in solvers:
         try:
             with warnings.catch_warnings():
