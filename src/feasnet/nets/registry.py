@@ -127,6 +127,7 @@ OPTION_CHECKS: dict[tuple[str, str], Callable[[BaseModel], None]] = {
 def check_backbone(name: str, options: dict[str, object], family: str) -> None:
     """Raise :class:`UnsupportedProblemError` unless backbone ``name`` with ``options`` serves
     ``family`` (builds nothing)."""
+    validated = backbone_options(name, options)
     builders = BACKBONES[name][1]
     if family not in builders:
         raise UnsupportedProblemError(
@@ -134,7 +135,7 @@ def check_backbone(name: str, options: dict[str, object], family: str) -> None:
         )
     check = OPTION_CHECKS.get((name, family))
     if check is not None:
-        check(backbone_options(name, options))
+        check(validated)
 
 
 def build_backbone(
