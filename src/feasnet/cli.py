@@ -149,54 +149,16 @@ def data_presets() -> None:
     """List the named scenarios with their parameters."""
     from feasnet.data.presets import PRESETS, scenario_family
 
-    table = Table(title="power-control presets (feasnet data generate NAME --out FILE.h5)")
-    columns = ("name", "kind", "B", "Q", "U", "min rate", "pmax", "noise", "samples")
-    for column in columns:
-        table.add_column(column, no_wrap=True)
-    miso_table = Table(title="MISO beamforming presets (survey case study)")
-    for column in (
-        "name",
-        "Nt",
-        "K",
-        "SNR",
-        "Nakagami m",
-        "SINR min",
-        "pmax",
-        "pc",
-        "eta",
-        "noise",
-        "samples",
-    ):
-        miso_table.add_column(column, no_wrap=True)
-    for name, s in PRESETS.items():
-        if scenario_family(s) == "miso":
-            miso_table.add_row(
-                name,
-                str(s.num_antennas),
-                str(s.num_users),
-                f"{s.snr_db:g} dB",
-                f"{s.nakagami_m:g}",
-                "-" if s.sinr_min_db is None else f"{s.sinr_min_db:g} dB",
-                f"{s.pmax:g} W",
-                f"{s.circuit_power:g} W",
-                f"{s.efficiency:g}",
-                f"{s.noise_power:.3g} W",
-                str(s.num_samples),
-            )
-            continue
-        table.add_row(
-            name,
-            s.kind,
-            str(s.num_bs),
-            str(s.num_channels),
-            str(s.num_bs * s.num_channels),
-            f"{s.min_rate / 1e6:g} Mbit/s",
-            f"{s.pmax:g} W",
-            f"{s.noise_power:.3g} W",
-            str(s.num_samples),
-        )
-    console.print(table)
-    console.print(miso_table)
+    rows: dict[str, list[dict[str, str]]] = {}
+    for scenario in PRESETS.values():
+        rows.setdefault(scenario_family(scenario), []).append(scenario.table_row())
+    for family, family_rows in rows.items():
+        table = Table(title=f"{family} presets (feasnet data generate NAME --out FILE.h5)")
+        for column in family_rows[0]:
+            table.add_column(column, no_wrap=True)
+        for row in family_rows:
+            table.add_row(*row.values())
+        console.print(table)
     console.print("Descriptions and the channel models: docs/datasets.md, docs/miso-datasets.md")
 
 
@@ -881,4 +843,4 @@ def main() -> None:  # pragma: no cover - console entry point
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()

@@ -76,7 +76,7 @@ def test_unknown_key_is_an_error(tmp_path: Path) -> None:
 
 def test_key_of_the_other_family(tmp_path: Path) -> None:
     arrays = valid_arrays() | {"sinr_min": np.asarray(1.0)}
-    with pytest.raises(InstanceFileError, match="unknown key 'sinr_min'.*miso files"):
+    with pytest.raises(InstanceFileError, match=r"unknown key 'sinr_min'.*miso files"):
         load_npz(write(tmp_path / "mixed.npz", arrays))
     miso = {
         "H": np.ones((2, 2, 3), dtype=complex),

@@ -42,7 +42,7 @@ import platform
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -58,7 +58,7 @@ from feasnet.problems.instances import PowerControlInstances
 from feasnet.problems.power_control import DEFAULT_RTOL
 from feasnet.problems.power_control_problem import PowerControlProblem
 from feasnet.run_folder import stale
-from feasnet.solvers.result import AllocationResult
+from feasnet.solvers.result import AllocationResult, Result
 from feasnet.train import TrainConfig, load_model, model_result, train
 
 Log = Callable[[str], Any]
@@ -272,7 +272,7 @@ def ensure_datasets(
         f"{time.perf_counter() - start:.1f} s (acceptance {stats.acceptance_rate:.1%})"
     )
     for path, scenario in missing:
-        instances = with_targets(channels, scenario)
+        instances = with_targets(cast(PowerControlInstances, channels), scenario)
         storage.write_dataset(path, instances, scenario, seed=seed, stats=stats, splits=splits)
         log(f"wrote {path} ({scenario.name})")
     return paths
@@ -325,8 +325,8 @@ def _row(
     point: float,
     formulation: str,
     method: str,
-    result: AllocationResult,
-    reference: AllocationResult,
+    result: Result,
+    reference: Result,
     scenario: Scenario,
 ) -> dict[str, Any]:
     """One display-ready row (see :func:`feasnet.bench.report.metric_rows`) with the sweep

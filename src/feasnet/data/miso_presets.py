@@ -120,6 +120,22 @@ class MisoScenario(BaseModel):
         """A validated copy with some fields changed."""
         return MisoScenario.model_validate(self.model_dump() | changes)
 
+    def table_row(self) -> dict[str, str]:
+        """Column -> text for ``feasnet data presets``."""
+        return {
+            "name": self.name,
+            "Nt": str(self.num_antennas),
+            "K": str(self.num_users),
+            "SNR": f"{self.snr_db:g} dB",
+            "Nakagami m": f"{self.nakagami_m:g}",
+            "SINR min": "-" if self.sinr_min_db is None else f"{self.sinr_min_db:g} dB",
+            "pmax": f"{self.pmax:g} W",
+            "pc": f"{self.circuit_power:g} W",
+            "eta": f"{self.efficiency:g}",
+            "noise": f"{self.noise_power:.3g} W",
+            "samples": str(self.num_samples),
+        }
+
     def summary(self) -> str:
         """One line: sizes, SNR, fading, QoS target, power model."""
         target = "none" if self.sinr_min_db is None else f"{self.sinr_min_db:g} dB"

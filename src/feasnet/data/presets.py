@@ -160,6 +160,23 @@ class Scenario(BaseModel):
         data.update(changes)
         return Scenario.model_validate(data)
 
+    def table_row(self) -> dict[str, str]:
+        """Column -> text for ``feasnet data presets``."""
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "B": str(self.num_bs),
+            "Q": str(self.num_channels),
+            "U": str(self.num_bs * self.num_channels),
+            "min rate": f"{self.min_rate / 1e6:g} Mbit/s",
+            "min EE": "-"
+            if self.min_energy_efficiency is None
+            else f"{self.min_energy_efficiency / 1e6:g} Mbit/J",
+            "pmax": f"{self.pmax:g} W",
+            "noise": f"{self.noise_power:.3g} W",
+            "samples": str(self.num_samples),
+        }
+
     def summary(self) -> str:
         """One line: kind, sizes, target rate."""
         ee = (
