@@ -25,9 +25,9 @@ What this file does, in order:
 2. :class:`ParallelChannelProblem`, the :class:`feasnet.problems.Problem` subclass, and
    ``register`` (after which files, results and the training loop find the family);
 3. :class:`ParallelChannelMLP`, a backbone, added to the ``mlp`` backbone entry for this family
-   (there is no public function for that yet: see :func:`add_mlp_backbone`);
+   with :func:`feasnet.nets.registry.register_backbone` (see :func:`add_mlp_backbone`);
 4. :func:`main`: draw data, train ``penalty+mlp`` and ``hop+mlp`` through
-   :func:`feasnet.train.train`, evaluate both with :func:`feasnet.train.model_result` and
+   :func:`feasnet.training.train`, evaluate both with :func:`feasnet.training.model_result` and
    compare with :func:`water_filling`.
 
 Run it with ``python examples/custom_problem.py [--epochs 10] [--out DIR]``.
@@ -229,7 +229,7 @@ def _check_matrix(name: str, value: Any) -> tuple[int, int]:
 @dataclass
 class ParallelChannelResult:
     """Allocations for ``N`` instances with their float64 check (what ``Problem.result``
-    returns; :mod:`feasnet.evaluate` reads ``objective``, ``feasible`` and ``seconds``).
+    returns; :mod:`feasnet.metrics` reads ``objective``, ``feasible`` and ``seconds``).
 
     Attributes:
         method: the method's name.
@@ -541,14 +541,10 @@ def build_mlp(options: BaseModel, shape: tuple[int, ...], extra: int) -> nn.Modu
 
 
 def add_mlp_backbone() -> None:
-    """Let the ``mlp`` backbone serve this family, so that every ``LAYER+mlp`` method does.
+    """Let the ``mlp`` backbone serve this family, so that every ``LAYER+mlp`` method does."""
+    from feasnet.nets.registry import register_backbone
 
-    feasnet has no public function to add a backbone builder for a new family; this writes
-    the builder into the registry's table :data:`feasnet.nets.registry.BACKBONES` directly.
-    """
-    from feasnet.nets.registry import BACKBONES
-
-    BACKBONES["mlp"][1].setdefault(FAMILY, build_mlp)
+    register_backbone("mlp", FAMILY, build_mlp)
 
 
 add_mlp_backbone()
@@ -623,12 +619,12 @@ def train_and_evaluate(
     methods: Mapping[str, dict[str, Any]] = METHODS,
     log: Any = print,
 ) -> dict[str, ParallelChannelResult]:
-    """Train each method with :func:`feasnet.train.train` into ``out_dir/<method>`` and
-    return its float64-checked result on ``test_set`` (:func:`feasnet.train.model_result`
+    """Train each method with :func:`feasnet.training.train` into ``out_dir/<method>`` and
+    return its float64-checked result on ``test_set`` (:func:`feasnet.training.model_result`
     on the reloaded ``model.pt``)."""
     from feasnet.methods import get_method
-    from feasnet.train import load_model, model_result, train
     from feasnet.train_config import TrainConfig
+    from feasnet.training import load_model, model_result, train
 
     config = TrainConfig(epochs=epochs, batch_size=32, learning_rate=3e-3, patience=epochs)
     results = {}

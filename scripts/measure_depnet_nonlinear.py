@@ -23,7 +23,7 @@ from feasnet.data.generate import generate
 from feasnet.data.presets import get_preset
 from feasnet.methods import get_method
 from feasnet.problems.power_control_problem import PowerControlProblem
-from feasnet.train import TrainConfig, load_model, model_result, train
+from feasnet.training import TrainConfig, load_model, model_result, train
 
 
 def main() -> None:

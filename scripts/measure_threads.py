@@ -36,7 +36,7 @@ from feasnet.data.generate import generate
 from feasnet.data.presets import get_preset
 from feasnet.methods import get_method
 from feasnet.threads import available_cores, model_work, threads_for
-from feasnet.train import TrainConfig, load_model, model_result, train
+from feasnet.training import TrainConfig, load_model, model_result, train
 
 DEFAULT_THREADS = torch.get_num_threads()
 """torch's own default (the cores), read before anything changes it."""

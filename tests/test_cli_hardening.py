@@ -185,12 +185,12 @@ def test_import_says_how_many_instances_were_dropped_and_why(workdir: Path, tmp_
 def test_interrupt_says_how_to_continue(
     workdir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import feasnet.train
+    import feasnet.training
 
     def interrupted(*args: object, **kwargs: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(feasnet.train, "train", interrupted)
+    monkeypatch.setattr(feasnet.training, "train", interrupted)
     code, out = invoke(
         "train", "--method", "depnet", "--data", workdir / "pc.h5", "--out", tmp_path / "r"
     )

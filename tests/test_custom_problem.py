@@ -3,7 +3,7 @@
 The example file is imported by path, exactly as a user's file would be. Checked here: its
 instances validate and batch; its problem's geometry (anchor, closed-form exit, linear form)
 agrees with the base class and the registry; exchange files round trip; the package's layers
-serve it; ``penalty+mlp`` and ``hop+mlp`` train on it with :func:`feasnet.train.train`, the hard
+serve it; ``penalty+mlp`` and ``hop+mlp`` train on it with :func:`feasnet.training.train`, the hard
 layer's outputs pass the float64 check at rtol 1e-6, the penalty's violation is measured, and
 both are compared with water-filling (itself checked against cvxpy).
 
@@ -44,14 +44,14 @@ def _import_example() -> ModuleType:
 @pytest.fixture(scope="module")
 def ex() -> ModuleType:
     """The example module, with its family registered (and unregistered afterwards)."""
-    from feasnet.nets.registry import BACKBONES
+    from feasnet.nets.registry import unregister_backbone
 
     module = _import_example()
     register(module.ParallelChannelProblem)  # a no-op after the import's own register
     module.add_mlp_backbone()
     yield module
     unregister(module.FAMILY)
-    BACKBONES["mlp"][1].pop(module.FAMILY, None)
+    unregister_backbone("mlp", module.FAMILY)
 
 
 @pytest.fixture(scope="module")
@@ -215,7 +215,7 @@ def test_hard_layers_serve_the_family(
 def test_two_methods_train_through_the_public_api(
     ex: ModuleType, problem: Problem, tmp_path: Path
 ) -> None:
-    from feasnet.train import load_model
+    from feasnet.training import load_model
 
     train_set = ex.draw_instances(300, seed=10, dtype=torch.float32)
     validation_set = ex.draw_instances(60, seed=11, dtype=torch.float32)

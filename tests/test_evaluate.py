@@ -1,4 +1,4 @@
-"""Metrics of :mod:`feasnet.evaluate`: means, standard errors, convergence and upper bounds."""
+"""Metrics of :mod:`feasnet.metrics`: means, standard errors, convergence and upper bounds."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pytest
 
-from feasnet.evaluate import (
+from feasnet.metrics import (
     evaluate,
     ratio_of_means,
     standard_error,

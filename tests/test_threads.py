@@ -10,7 +10,7 @@ from feasnet.data.generate import generate
 from feasnet.data.presets import get_preset
 from feasnet.methods import build_model, get_method
 from feasnet.threads import WORK_PER_THREAD, intra_op_threads, model_work, threads_for
-from feasnet.train import model_result
+from feasnet.training import model_result
 
 
 @pytest.fixture

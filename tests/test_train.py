@@ -16,7 +16,7 @@ from feasnet.problems import miso
 from feasnet.problems import power_control as pc
 from feasnet.problems.instances import PowerControlInstances
 from feasnet.problems.power_control_problem import PowerControlProblem
-from feasnet.train import (
+from feasnet.training import (
     TrainConfig,
     load_model,
     model_result,

@@ -13,7 +13,7 @@ from feasnet.models import build_model, method_applies
 from feasnet.problems import miso
 from feasnet.problems.instances import PowerControlInstances
 from feasnet.solvers.result import BeamformingResult
-from feasnet.train import TrainConfig, load_model, model_result, train
+from feasnet.training import TrainConfig, load_model, model_result, train
 
 from .conftest import random_miso_instances as random_instances
 

@@ -369,7 +369,7 @@ def train_command(
     from feasnet.methods import get_method
     from feasnet.models import check_method
     from feasnet.run_folder import check_run_folder
-    from feasnet.train import TrainConfig, train
+    from feasnet.training import TrainConfig, train
 
     # every argument is checked before any data is generated or any file is written
     config = get_method(method)
@@ -455,8 +455,8 @@ def solve(
 
     from feasnet import solvers
     from feasnet.data import exchange, storage
-    from feasnet.evaluate import evaluate
     from feasnet.layers.guard import guard_result
+    from feasnet.metrics import evaluate
     from feasnet.solvers.result import BeamformingResult, with_tolerance
 
     if (method is None) == (model is None):
@@ -535,7 +535,7 @@ def solve_with_model(  # type: ignore[no-untyped-def]
     """Run a trained model on instances; warns outside the training distribution."""
     import warnings
 
-    from feasnet.train import load_model, model_result, warn_if_outside_training
+    from feasnet.training import load_model, model_result, warn_if_outside_training
 
     net, payload = load_model(path)
     net.check_size(instances)

@@ -19,10 +19,10 @@ The policy (:func:`threads_for`):
 
 Semantics of the ``threads`` settings wired through the package:
 
-* :func:`feasnet.train.model_result` ``(..., threads=None)``: inference (and the float64
+* :func:`feasnet.training.model_result` ``(..., threads=None)``: inference (and the float64
   feasibility check) runs with ``threads_for(model_work(model, len(instances)), threads)``
   intra-op threads; the caller's setting is restored afterwards.
-* :class:`feasnet.train.TrainConfig` ``(threads=None)``: the whole training run uses
+* :class:`feasnet.training.TrainConfig` ``(threads=None)``: the whole training run uses
   ``threads_for(model_work(model, batch_size, training=True), threads)`` threads.
 * ``feasnet train/solve --threads N`` pass ``N`` to the two above.
 

@@ -16,7 +16,7 @@ from feasnet.cli import app
 from feasnet.data import storage
 from feasnet.run_folder import RunFolderError
 from feasnet.solvers.result import AllocationResult
-from feasnet.train import load_model
+from feasnet.training import load_model
 
 POINT = 2.0
 SAMPLES = 100  # 80 / 10 / 10 train / validation / test

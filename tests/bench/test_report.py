@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from feasnet.bench import comparison, miso, report, table2
 from feasnet.cli import app
-from feasnet.evaluate import MethodMetrics, evaluate, tightest_upper_bound
+from feasnet.metrics import MethodMetrics, evaluate, tightest_upper_bound
 from feasnet.solvers.result import AllocationResult
 
 PNG = b"\x89PNG\r\n\x1a\n"

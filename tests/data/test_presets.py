@@ -72,8 +72,14 @@ def test_overrides_are_validated() -> None:
 
 def test_noise_field_must_match_kind() -> None:
     with pytest.raises(pydantic.ValidationError, match="noise_density_dbm_hz"):
-        Scenario(name="x", kind="gaussian", num_bs=2, num_channels=1, min_rate=0,
-                 noise_density_dbm_hz=-170)
+        Scenario(
+            name="x",
+            kind="gaussian",
+            num_bs=2,
+            num_channels=1,
+            min_rate=0,
+            noise_density_dbm_hz=-170,
+        )
     with pytest.raises(pydantic.ValidationError, match="noise"):
         Scenario(name="x", kind="path-loss", num_bs=2, num_channels=1, min_rate=0, noise=1e-9)
 

@@ -29,15 +29,15 @@ from feasnet.bench import report
 from feasnet.data import storage
 from feasnet.data.generate import generate
 from feasnet.data.presets import get_preset
-from feasnet.evaluate import MethodMetrics, evaluate, tightest_upper_bound
 from feasnet.layers.guard import guard_result
 from feasnet.layers.registry import build_layer
 from feasnet.methods import get_method
+from feasnet.metrics import MethodMetrics, evaluate, tightest_upper_bound
 from feasnet.problems.instances import PowerControlInstances
 from feasnet.problems.power_control import DEFAULT_RTOL
 from feasnet.run_folder import stale
 from feasnet.solvers.result import AllocationResult, Result, with_tolerance
-from feasnet.train import TrainConfig, load_model, model_result, train
+from feasnet.training import TrainConfig, load_model, model_result, train
 
 DEFAULT_PRESET = "small"
 CLASSICAL_METHODS = ("min-power", "gp", "sca", "fw", "ga")

@@ -52,14 +52,14 @@ from feasnet.bench.comparison import checked_result, forget_stale_results
 from feasnet.data import storage
 from feasnet.data.generate import generate
 from feasnet.data.presets import Scenario, get_preset
-from feasnet.evaluate import evaluate
 from feasnet.methods import MethodConfig, get_method
+from feasnet.metrics import evaluate
 from feasnet.problems.instances import PowerControlInstances
 from feasnet.problems.power_control import DEFAULT_RTOL
 from feasnet.problems.power_control_problem import PowerControlProblem
 from feasnet.run_folder import stale
 from feasnet.solvers.result import AllocationResult, Result
-from feasnet.train import TrainConfig, load_model, model_result, train
+from feasnet.training import TrainConfig, load_model, model_result, train
 
 Log = Callable[[str], Any]
 

@@ -38,10 +38,10 @@ from feasnet.bench.comparison import (
     learned_result,
 )
 from feasnet.data import storage
-from feasnet.evaluate import MethodMetrics, evaluate, tightest_upper_bound
+from feasnet.metrics import MethodMetrics, evaluate, tightest_upper_bound
 from feasnet.problems.miso import DEFAULT_RTOL
 from feasnet.solvers.result import BeamformingResult, Result
-from feasnet.train import TrainConfig
+from feasnet.training import TrainConfig
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from feasnet.atomic import atomic_path, write_text
-from feasnet.evaluate import MethodMetrics
+from feasnet.metrics import MethodMetrics
 
 __all__ = [
     "bar_chart",
@@ -518,7 +518,7 @@ def training_curves(
     out_png: Path,
     objective_label: str | None = None,
 ) -> Path:
-    """Plot training runs from their ``history.json`` files (written by :mod:`feasnet.train`).
+    """Plot training runs from their ``history.json`` files (written by :mod:`feasnet.training`).
 
     Args:
         history_paths: one path, a list (each run is labelled by its folder name, e.g.

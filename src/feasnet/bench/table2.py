@@ -37,7 +37,7 @@ from feasnet.data.generate import GenerationError
 from feasnet.data.presets import Scenario, get_preset
 from feasnet.methods import METHODS
 from feasnet.problems.power_control import DEFAULT_RTOL
-from feasnet.train import TrainConfig
+from feasnet.training import TrainConfig
 
 DEFAULT_SAMPLES = 6000
 """Instances generated per configuration (90/5/5 % train/validation/test): a laptop-sized

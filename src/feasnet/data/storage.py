@@ -458,7 +458,7 @@ def read_training_splits(
     PowerControlInstances | MisoInstances, PowerControlInstances | MisoInstances, DatasetInfo
 ]:
     """``(train, validation, info)`` for training; an empty validation split (the MISO default)
-    comes back as a 0-instance batch, which :func:`feasnet.train.train` replaces by a hold-out
+    comes back as a 0-instance batch, which :func:`feasnet.training.train` replaces by a hold-out
     of the training split."""
     train, info = read_dataset(path, "train")
     try:

@@ -145,3 +145,28 @@ def build_backbone(
     extra outputs."""
     check_backbone(name, options, family)
     return BACKBONES[name][1][family](backbone_options(name, options), shape, extra)
+
+
+def register_backbone(name: str, family: str, builder: Builder) -> None:
+    """Let backbone ``name`` serve ``family`` (a family defined outside the package).
+
+    ``builder(options, variable_shape, extra)`` returns the network; ``options`` is the
+    backbone's validated options model (for ``mlp``: :class:`MlpOptions`), ``variable_shape`` the
+    per-instance shape of the problem's ``x`` and ``extra`` the number of additional outputs a
+    layer asks for (HoP's radius). Registering a name that does not exist yet creates a backbone
+    with :class:`MlpOptions`-style options.
+    """
+    builders = BACKBONES.setdefault(name, (MlpOptions, {}))[1]
+    if family in builders and builders[family] is not builder:
+        raise ValueError(f"backbone {name!r} already serves {family}")
+    builders[family] = builder
+
+
+def unregister_backbone(name: str, family: str) -> None:
+    """Undo :func:`register_backbone` for ``family`` (the built-in builders stay)."""
+    if (name, family) in _BUILT_IN:
+        raise ValueError(f"backbone {name!r} for {family} is built in")
+    BACKBONES.get(name, (MlpOptions, {}))[1].pop(family, None)
+
+
+_BUILT_IN = frozenset((name, family) for name, (_, fams) in BACKBONES.items() for family in fams)

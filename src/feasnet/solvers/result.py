@@ -258,7 +258,7 @@ class BeamformingResult:
 
 
 Result = AllocationResult | BeamformingResult
-"""Either family's result; :mod:`feasnet.evaluate` reads ``objective``, ``feasible`` and
+"""Either family's result; :mod:`feasnet.metrics` reads ``objective``, ``feasible`` and
 ``seconds`` only."""
 
 
