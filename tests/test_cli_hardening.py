@@ -255,3 +255,39 @@ def test_bench_with_the_global_solver_as_reference(tmp_path: Path) -> None:
     assert rows["global"]["percent_of_upper_bound"] >= 99.9
     code, out = invoke("bench", "--suite", "table2", "--reference", "global", "--out", out_dir)
     assert code == 2 and "fixed reference" in out
+
+
+def test_train_constraint_sets(workdir: Path, tmp_path: Path) -> None:
+    base = ("train", "--data", workdir / "pc.h5", "--epochs", "1")
+    code, out = invoke(
+        *base, "--method", "depnet", "--out", tmp_path / "a", "--constraint-set", "x"
+    )
+    assert code == 2 and "linear-rate" in out and "rate" in out
+    # the non-linear rate rows: DEPNet trains on them; the QP layer needs a polytope
+    code, out = invoke(
+        *base, "--method", "dipnet", "--out", tmp_path / "b", "--constraint-set", "rate"
+    )
+    assert code == 2 and "dipnet" in out and not (tmp_path / "b").exists()
+    code, out = invoke(
+        *base, "--method", "depnet", "--out", tmp_path / "c", "--constraint-set", "rate"
+    )
+    assert code == 0, out
+    payload = torch.load(tmp_path / "c" / "model.pt", weights_only=True)
+    assert "rate" in json.dumps(payload.get("problem", payload), default=str)
+    # energy-efficiency rows need data that carries min_energy_efficiency
+    code, out = invoke(
+        *base,
+        "--method",
+        "depnet",
+        "--out",
+        tmp_path / "d",
+        "--constraint-set",
+        "energy-efficiency",
+    )
+    assert code == 2 and "energy" in out
+    # an energy-efficiency preset: the QP layer is refused (non-convex set), in one line
+    code, out = invoke(
+        "train", "--method", "dipnet", "--preset", "fig12-ee-10", "--samples", "50",
+        "--out", tmp_path / "e",
+    )  # fmt: skip
+    assert code == 2 and "energy-efficiency" in out

@@ -362,12 +362,23 @@ def train_command(
     force: Annotated[
         bool, typer.Option(help="Start over in an OUT that already holds a run, replacing it.")
     ] = False,
+    constraint_set: Annotated[
+        str | None,
+        typer.Option(
+            help="Formulation of the constraints to train on (power control: linear-rate or "
+            "rate, the non-linear R >= alpha; energy-efficiency where the data carries "
+            "min_energy_efficiency). Default: what the data calls for."
+        ),
+    ] = None,
 ) -> None:
     """Train a learned method (self-supervised) with checkpoints and early stopping."""
+    import torch
+
     from feasnet.data import storage
     from feasnet.data.presets import get_preset, scenario_family
     from feasnet.methods import get_method
     from feasnet.models import check_method
+    from feasnet.problems.registry import get_family, problem_of
     from feasnet.run_folder import check_run_folder
     from feasnet.training import TrainConfig, train
 
@@ -390,8 +401,9 @@ def train_command(
         family, source = storage.read_info(data).family, f"--data {data}"
     else:
         family, source = scenario_family(get_preset(preset or "")), f"--preset {preset}"
+    problem = get_family(family)(constraint_set) if constraint_set else None
     try:
-        check_method(config, family)
+        check_method(config, problem or family)
     except ValueError as exc:
         raise UserError(f"{exc} ({source}; see feasnet methods)") from None
     check_run_folder(out, resume, force, "the training run")
@@ -405,6 +417,17 @@ def train_command(
 
         data = ensure_dataset(out, preset or "", samples, seed, console.print, force=force)
     train_set, validation_set, info = storage.read_training_splits(data)
+    try:
+        if problem is None:  # the constraint set the data calls for (e.g. energy efficiency)
+            problem = problem_of(train_set)
+            check_method(config, problem)
+        else:  # the asked-for set must fit what the data carries
+            sample = problem.float64(train_set[:1])
+            dtype = torch.complex128 if problem.complex_variable else torch.float64
+            zero = torch.zeros(1, *problem.variable_shape(sample), dtype=dtype)
+            problem.constraints(zero, sample)
+    except ValueError as exc:
+        raise UserError(f"{exc} ({source}; see feasnet methods)") from None
     summary = train(
         config,
         train_set,
@@ -413,6 +436,7 @@ def train_command(
         train_config,
         resume=resume,
         force=force,
+        problem=problem,
         metadata={"scenario": info.scenario.model_dump(mode="json"), "data": str(data)},
         log=console.print,
     )
