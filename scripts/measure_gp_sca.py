@@ -48,7 +48,7 @@ def run(
         cpu.append(time.process_time() - c0)
         powers.append(power)
         messages.append(message)
-    result = AllocationResult.from_power("m", np.stack(powers), instances, np.array(wall), messages)
+    result = AllocationResult.checked("m", np.stack(powers), instances, np.array(wall), messages)
     return result, np.array(wall), np.array(cpu)
 
 

@@ -40,6 +40,7 @@ _PUBLIC: dict[str, str] = {
     "load_npz": "feasnet.data.exchange",
     "save_npz": "feasnet.data.exchange",
     "solve": "feasnet.solvers",
+    "Result": "feasnet.solvers.result",
     "AllocationResult": "feasnet.solvers.result",
     "BeamformingResult": "feasnet.solvers.result",
     "get_method": "feasnet.methods",
@@ -63,6 +64,7 @@ __all__ = [
     "PowerControlInstances",
     "PowerControlProblem",
     "Problem",
+    "Result",
     "TrainConfig",
     "UnsupportedProblemError",
     "__version__",
@@ -116,6 +118,6 @@ if TYPE_CHECKING:  # what type checkers and IDEs see
     from feasnet.problems.power_control_problem import PowerControlProblem
     from feasnet.problems.registry import family_of, problem_of, register, unregister
     from feasnet.solvers import solve
-    from feasnet.solvers.result import AllocationResult, BeamformingResult
+    from feasnet.solvers.result import AllocationResult, BeamformingResult, Result
     from feasnet.train_config import TrainConfig
     from feasnet.training import load_model, model_result, train

@@ -40,9 +40,9 @@ def _result(method: str, rates: list[float], **extra: Any) -> AllocationResult:
     n = len(rates)
     result = AllocationResult(
         method=method,
-        power=np.zeros((n, 1, 1)),
+        allocation=np.zeros((n, 1, 1)),
         feasible=np.ones(n, dtype=bool),
-        sum_rate=np.asarray(rates, dtype=float),
+        objective=np.asarray(rates, dtype=float),
         seconds=np.linspace(0.01, 0.02, n),
     )
     for key, value in extra.items():  # the optional fields a solver may report

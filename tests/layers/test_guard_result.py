@@ -18,7 +18,7 @@ def test_guard_result_repairs_power_control_allocations_and_nan_rows() -> None:
     assert bool(pc.minimum_power(instances).feasible.all())
     power = instances.pmax[:, None, None].expand(12, 3, 2).clone() * 0.9  # over budget
     power[0] = float("nan")  # a failed solve
-    broken = AllocationResult.from_power("x", power, instances, 0.0)
+    broken = AllocationResult.checked("x", power, instances, 0.0)
     assert not broken.feasible.any()
     fixed = guard_result(broken, instances)
     assert fixed.feasible.all()
@@ -33,7 +33,7 @@ def test_guard_result_repairs_beams_and_keeps_unfixable_instances() -> None:
     instances = random_miso_instances(8, users=3, antennas=6, seed=2, gamma=1.0)
     minimum = miso.minimum_power(instances)
     beams = torch.ones(8, 6, 3, dtype=torch.complex128) * 10.0  # far over the budget
-    broken = BeamformingResult.from_beams("x", beams, instances, 0.0)
+    broken = BeamformingResult.checked("x", beams, instances, 0.0)
     fixed = guard_result(broken, instances)
     feasible = minimum.feasible.numpy()
     assert (fixed.feasible == feasible).all() and feasible.any()

@@ -36,7 +36,7 @@ from feasnet.problems.base import Problem
 from feasnet.problems.power_control import (
     DEFAULT_RTOL,
 )
-from feasnet.solvers.result import BeamformingResult, Result
+from feasnet.solvers.result import Result
 
 
 class GuardConfig(BaseModel):
@@ -185,8 +185,7 @@ def guard_result(result: Result, instances: Any, rtol: float = DEFAULT_RTOL) -> 
 
     problem = problem_of(instances)
     inst = problem.float64(instances)
-    allocation = result.beams if isinstance(result, BeamformingResult) else result.power
-    physical = torch.as_tensor(allocation).to(
+    physical = torch.as_tensor(result.allocation).to(
         torch.complex128 if problem.complex_variable else torch.float64
     )
     x = problem.from_physical(physical, inst)

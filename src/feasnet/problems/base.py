@@ -115,6 +115,11 @@ class Problem(ABC):
     file_keys: ClassVar[dict[str, FileKey]] = {}
     """The exchange format: every key a file of this family may hold. Any other key in an
     input file is an error naming it."""
+    allocation_key: ClassVar[str] = "x"
+    """Key of the allocation (physical units) in a solution ``.npz`` (power control ``P``,
+    MISO ``V``)."""
+    objective_key: ClassVar[str] = "objective"
+    """Key of the ``(N,)`` objective in a solution ``.npz`` (``sum_rate``, ``wsr``)."""
 
     constraint_set: str = ""
     options: dict[str, Any] = field(default_factory=dict)
@@ -259,7 +264,16 @@ class Problem(ABC):
         """The exchange-format arrays of ``instances`` (the inverse of
         :meth:`instances_from_arrays`)."""
 
-    @abstractmethod
+    def allocation_feasible(self, allocation: Tensor, instances: Any, rtol: float) -> Tensor:
+        """``(N,)`` bool float64 verdict on an allocation in physical units (``instances`` in
+        float64). Default: :meth:`is_feasible` of :meth:`from_physical`."""
+        return self.is_feasible(self.from_physical(allocation, instances), instances, rtol)
+
+    def allocation_objective(self, allocation: Tensor, instances: Any) -> Tensor:
+        """``(N,)`` objective (:attr:`objective_unit`) of an allocation in physical units.
+        Default: :meth:`objective` of :meth:`from_physical`."""
+        return self.objective(self.from_physical(allocation, instances), instances)
+
     def result(
         self,
         method: str,
@@ -269,7 +283,12 @@ class Problem(ABC):
         messages: list[str] | None = None,
         rtol: float = DEFAULT_RTOL,
     ) -> Any:
-        """The family's result type for ``allocation`` (physical units), checked in float64."""
+        """The :class:`~feasnet.solvers.result.Result` of ``allocation`` (physical units,
+        ``(N, *variable_shape)``), checked in float64 at ``rtol``; ``seconds`` ``(N,)`` or
+        one number [s]."""
+        from feasnet.solvers.result import Result
+
+        return Result.checked(method, allocation, instances, seconds, messages, rtol)
 
     @classmethod
     def for_instances(cls, instances: Any, nonlinear: bool = False) -> Problem:

@@ -57,6 +57,8 @@ class MisoProblem(Problem):
     constraint_sets: ClassVar[tuple[str, ...]] = (SINR,)
     complex_variable: ClassVar[bool] = True
     file_keys: ClassVar[dict[str, FileKey]] = MISO_KEYS
+    allocation_key: ClassVar[str] = "V"
+    objective_key: ClassVar[str] = "wsr"
 
     @classmethod
     def for_instances(cls, instances: MisoInstances, nonlinear: bool = False) -> MisoProblem:
@@ -144,16 +146,12 @@ class MisoProblem(Problem):
             for k, v in arrays.items()
         }
 
-    def result(
-        self,
-        method: str,
-        allocation: Tensor | np.ndarray,
-        instances: MisoInstances,
-        seconds: Tensor | np.ndarray | float,
-        messages: list[str] | None = None,
-        rtol: float = DEFAULT_RTOL,
-    ) -> Any:
-        """:meth:`BeamformingResult.from_beams` of beams ``(N, Nt, K)`` [sqrt(W)]."""
-        from feasnet.solvers.result import BeamformingResult
+    def allocation_feasible(
+        self, allocation: Tensor, instances: MisoInstances, rtol: float
+    ) -> Tensor:
+        """:func:`~feasnet.problems.miso.is_feasible` of beams ``(N, Nt, K)`` [sqrt(W)]."""
+        return miso.is_feasible(allocation, instances, rtol=rtol)
 
-        return BeamformingResult.from_beams(method, allocation, instances, seconds, messages, rtol)
+    def allocation_objective(self, allocation: Tensor, instances: MisoInstances) -> Tensor:
+        """``(N,)`` weighted sum rate [bit/s/Hz] of beams ``(N, Nt, K)`` [sqrt(W)]."""
+        return miso.weighted_sum_rate(allocation, instances)

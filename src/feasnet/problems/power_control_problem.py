@@ -84,6 +84,8 @@ class PowerControlProblem(Problem):
     constraint_sets: ClassVar[tuple[str, ...]] = (LINEAR_RATE, RATE, ENERGY_EFFICIENCY)
     complex_variable: ClassVar[bool] = False
     file_keys: ClassVar[dict[str, FileKey]] = POWER_CONTROL_KEYS
+    allocation_key: ClassVar[str] = "P"
+    objective_key: ClassVar[str] = "sum_rate"
 
     @classmethod
     def for_instances(
@@ -254,16 +256,12 @@ class PowerControlProblem(Problem):
         arrays = instances.as_numpy()
         return {k: (v if k == "H" else _compact(v)) for k, v in arrays.items()}
 
-    def result(
-        self,
-        method: str,
-        allocation: Tensor | np.ndarray,
-        instances: PowerControlInstances,
-        seconds: Tensor | np.ndarray | float,
-        messages: list[str] | None = None,
-        rtol: float = DEFAULT_RTOL,
-    ) -> Any:
-        """:meth:`AllocationResult.from_power` of powers ``(N, B, Q)`` [W]."""
-        from feasnet.solvers.result import AllocationResult
+    def allocation_feasible(
+        self, allocation: Tensor, instances: PowerControlInstances, rtol: float
+    ) -> Tensor:
+        """:func:`~feasnet.problems.power_control.is_feasible` of powers ``(N, B, Q)`` [W]."""
+        return pc.is_feasible(allocation, instances, rtol=rtol)
 
-        return AllocationResult.from_power(method, allocation, instances, seconds, messages, rtol)
+    def allocation_objective(self, allocation: Tensor, instances: PowerControlInstances) -> Tensor:
+        """``(N,)`` sum rate [bit/s] of powers ``(N, B, Q)`` [W]."""
+        return pc.sum_rate(allocation, instances)

@@ -523,7 +523,7 @@ def solve(
     elapsed = (time.perf_counter() - start_time) / max(1, len(instances))
     notes = refined.messages(iterations)
     messages = [reason or note for reason, note in zip(mpow.reasons(), notes, strict=True)]
-    result = AllocationResult.from_power("fw", power, inst64, elapsed, messages)
+    result = AllocationResult.checked("fw", power, inst64, elapsed, messages)
     result.converged = refined.converged.numpy() & result.feasible
     for i in np.flatnonzero(~result.feasible):
         if not result.messages[i]:  # every infeasible output says why

@@ -369,4 +369,4 @@ def solve(
     )
     messages = pc.minimum_power(inst64).reasons()
     elapsed = (time.perf_counter() - start) / max(1, len(instances))
-    return AllocationResult.from_power("ga", power, inst64, elapsed, messages)
+    return AllocationResult.checked("ga", power, inst64, elapsed, messages)

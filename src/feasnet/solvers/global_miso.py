@@ -259,7 +259,7 @@ def solve(
     )
     nt, k = instances.num_antennas, instances.num_users
     beams = packed[:, : nt * k].reshape(-1, nt, k)
-    result = BeamformingResult.from_beams("global", beams, instances, seconds, messages)
+    result = BeamformingResult.checked("global", beams, instances, seconds, messages)
     upper = np.real(packed[:, -2])
     converged = np.real(packed[:, -1]) == 1.0
     monotonic.attach_bound(result, upper, converged)

@@ -525,7 +525,7 @@ def solve(
         output_shape=(b * q + 2,),
     )
     power = packed[:, : b * q].reshape(-1, b, q)
-    result = AllocationResult.from_power("global", power, instances, seconds, messages)
+    result = AllocationResult.checked("global", power, instances, seconds, messages)
     upper = packed[:, -2]
     converged = packed[:, -1] == 1.0
     monotonic.attach_bound(result, upper, converged)

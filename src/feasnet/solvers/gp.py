@@ -376,7 +376,7 @@ def solve(
     power, seconds, messages = solve_each(
         solve_instance, instances, options, workers=workers, label="gp"
     )
-    return AllocationResult.from_power("gp", power, instances, seconds, messages)
+    return AllocationResult.checked("gp", power, instances, seconds, messages)
 
 
 __all__ = [

@@ -20,4 +20,4 @@ def solve(instances: PowerControlInstances, workers: int | None = None) -> Alloc
     power = torch.where(
         mp.feasible[:, None, None], mp.power, torch.full_like(mp.power, float("nan"))
     )
-    return AllocationResult.from_power("min-power", power, instances, elapsed, mp.reasons())
+    return AllocationResult.checked("min-power", power, instances, elapsed, mp.reasons())

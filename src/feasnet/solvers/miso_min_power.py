@@ -308,7 +308,7 @@ def solve(
         output_shape=beam_shape,
         complex_output=True,
     )
-    return BeamformingResult.from_beams("min-power", beams, instances, seconds, messages)
+    return BeamformingResult.checked("min-power", beams, instances, seconds, messages)
 
 
 __all__ = [

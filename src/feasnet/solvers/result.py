@@ -1,18 +1,27 @@
-"""The result type shared by every classical solver and every learned method."""
+"""The one result type shared by every classical solver and every learned method, of every
+problem family.
+
+A :class:`Result` holds the allocations a method produced for ``N`` instances (in physical
+units), their float64 feasibility check and objective, and the time taken. The family's
+:class:`~feasnet.problems.base.Problem` names the keys of its solution ``.npz``
+(``allocation_key``, ``objective_key``: power control ``P`` / ``sum_rate``, MISO ``V`` /
+``wsr``) and computes the check (:meth:`~feasnet.problems.base.Problem.result`).
+:class:`AllocationResult` (power control) and :class:`BeamformingResult` (MISO) are the same
+class with the family fixed and the historical attribute names (``power`` / ``sum_rate``,
+``beams`` / ``wsr``) as read-only aliases.
+"""
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar, Self
 
 import numpy as np
 import torch
 
 from feasnet.atomic import atomic_path
-from feasnet.problems import miso
-from feasnet.problems import power_control as pc
-from feasnet.problems.instances import PowerControlInstances
+from feasnet.problems.base import DEFAULT_RTOL
 
 OPTIONAL_KEYS: dict[str, type] = {"converged": bool, "upper_bound": float, "gap": float}
 """Per-instance extras a result may carry, each ``(N,)`` or None (not applicable):
@@ -27,7 +36,7 @@ Saved to the solution ``.npz`` under the same keys when set.
 """
 
 
-def optional_arrays(result: AllocationResult | BeamformingResult) -> dict[str, Any]:
+def optional_arrays(result: Result) -> dict[str, Any]:
     """The :data:`OPTIONAL_KEYS` of ``result`` that are set, as arrays of their dtype."""
     out: dict[str, Any] = {}
     for key, kind in OPTIONAL_KEYS.items():
@@ -47,233 +56,209 @@ def load_optional_arrays(data: Any) -> dict[str, np.ndarray]:
     }
 
 
+def _solution_family(keys: Any, source: str) -> str:
+    """The registered family whose allocation and objective keys a solution file holds."""
+    from feasnet.problems.registry import FAMILIES
+
+    for name, problem_cls in FAMILIES.items():
+        if problem_cls.allocation_key in keys and problem_cls.objective_key in keys:
+            return name
+    known = ", ".join(f"{c.allocation_key}/{c.objective_key} ({n})" for n, c in FAMILIES.items())
+    raise ValueError(f"{source}: not a solution file of any family (expected keys {known})")
+
+
 @dataclass
-class AllocationResult:
+class Result:
     """Allocations for ``N`` instances plus their float64 check, objective and time.
 
     Attributes:
         method: name of the method that produced the allocations.
-        power: ``(N, B, Q)`` float64 [W]; NaN rows where the method returned nothing.
+        allocation: ``(N, *shape)`` in physical units (power control ``(N, B, Q)`` float64
+            [W]; MISO ``(N, Nt, K)`` complex128 [sqrt(W)], column ``k`` user ``k``'s beam);
+            NaN rows where the method returned nothing.
         feasible: ``(N,)`` bool, float64 feasibility check at relative tolerance ``rtol``.
-        sum_rate: ``(N,)`` float64 [bit/s] of ``power`` (NaN where ``power`` is NaN).
+        objective: ``(N,)`` float64 objective of ``allocation`` in the family's
+            ``objective_unit`` (sum rate [bit/s], weighted sum rate [bit/s/Hz]); NaN where
+            ``allocation`` is NaN. Every metric reads this.
         seconds: ``(N,)`` float64 wall time per instance [s] (a batched method reports its
             batch time divided by the batch size).
+        family: registry name of the problem family (set by the subclasses).
         messages: one line per instance, "" when nothing needs saying (e.g. "infeasible: ...").
         rtol: tolerance used for ``feasible``.
         converged, upper_bound, gap: optional per-instance extras, see :data:`OPTIONAL_KEYS`.
     """
 
+    FAMILY: ClassVar[str] = ""
+    """The family a subclass is fixed to ("" for the generic class)."""
+
     method: str
-    power: np.ndarray
+    allocation: np.ndarray
     feasible: np.ndarray
-    sum_rate: np.ndarray
+    objective: np.ndarray
     seconds: np.ndarray
+    family: str = ""
     messages: list[str] = field(default_factory=list)
-    rtol: float = pc.DEFAULT_RTOL
+    rtol: float = DEFAULT_RTOL
     converged: np.ndarray | None = None
     upper_bound: np.ndarray | None = None
     gap: np.ndarray | None = None
 
+    def __post_init__(self) -> None:
+        if not self.family:
+            self.family = self.FAMILY
+        if not self.family:
+            raise ValueError("family: a Result needs the name of its problem family")
+        if self.FAMILY and self.family != self.FAMILY:
+            raise ValueError(f"family: {type(self).__name__} is {self.FAMILY}, got {self.family}")
+
     @classmethod
-    def from_power(
+    def checked(
         cls,
         method: str,
-        power: torch.Tensor | np.ndarray,
-        instances: PowerControlInstances,
+        allocation: torch.Tensor | np.ndarray,
+        instances: Any,
         seconds: torch.Tensor | np.ndarray | float,
         messages: list[str] | None = None,
-        rtol: float = pc.DEFAULT_RTOL,
-    ) -> AllocationResult:
-        """Check ``power`` (``(N, B, Q)`` [W]) in float64 and package it.
+        rtol: float = DEFAULT_RTOL,
+    ) -> Self:
+        """Check ``allocation`` (physical units, ``(N, *shape)``) in float64 against
+        ``instances`` and package it; the family's problem computes the verdict and the
+        objective. ``seconds`` is per instance (``(N,)``) or one number for all."""
+        from feasnet.problems.registry import problem_of
 
-        ``seconds`` is per instance (``(N,)``) or one number per instance for all.
-        """
-        power_t = torch.as_tensor(power, dtype=torch.float64).cpu()
-        inst64 = instances.to(torch.float64, "cpu")
-        if tuple(power_t.shape) != tuple(inst64.gain.shape[:3]):
+        problem = problem_of(instances)
+        kind = cls if cls.FAMILY else RESULT_TYPES.get(problem.family, cls)
+        if cls.FAMILY and problem.family != cls.FAMILY:
             raise ValueError(
-                f"power: expected shape {tuple(inst64.gain.shape[:3])}, got {tuple(power_t.shape)}"
+                f"{cls.__name__}: expected {cls.FAMILY} instances, got {problem.family}"
             )
-        feasible = pc.is_feasible(power_t, inst64, rtol=rtol)
-        sum_rate = pc.sum_rate(power_t, inst64)
-        n = inst64.num_instances
+        dtype = torch.complex128 if problem.complex_variable else torch.float64
+        alloc = torch.as_tensor(allocation).to(dtype).cpu()
+        inst = problem.float64(instances)
+        n = len(inst)
+        expected = (n, *problem.variable_shape(inst))
+        if tuple(alloc.shape) != expected:
+            raise ValueError(
+                f"{problem.allocation_key}: expected shape {expected}, got {tuple(alloc.shape)}"
+            )
         secs = np.broadcast_to(np.asarray(seconds, dtype=np.float64), (n,)).copy()
         msgs = list(messages) if messages is not None else [""] * n
         if len(msgs) != n:
             raise ValueError(f"messages: expected {n} entries, got {len(msgs)}")
-        return cls(
+        result = kind(
             method=method,
-            power=power_t.numpy(),
-            feasible=feasible.numpy(),
-            sum_rate=sum_rate.numpy(),
+            allocation=alloc.numpy(),
+            feasible=problem.allocation_feasible(alloc, inst, rtol).numpy(),
+            objective=problem.allocation_objective(alloc, inst).numpy(),
             seconds=secs,
+            family=problem.family,
             messages=msgs,
             rtol=rtol,
         )
+        assert isinstance(result, cls)
+        return result
 
     def __len__(self) -> int:
-        return int(self.power.shape[0])
-
-    @property
-    def objective(self) -> np.ndarray:
-        """``(N,)`` the objective every metric reads: the sum rate [bit/s]."""
-        return self.sum_rate
+        return int(self.allocation.shape[0])
 
     def save_npz(self, path: str | os.PathLike[str]) -> None:
         """Write the solution file of ``feasnet solve`` atomically.
 
-        Keys: ``P`` (N, B, Q) [W], ``feasible`` (N,) bool, ``sum_rate`` (N,) [bit/s],
-        ``seconds`` (N,) [s], ``message`` (N,) str, ``method`` and ``rtol`` scalars, and the
-        :data:`OPTIONAL_KEYS` that are set.
+        Keys: the family's ``allocation_key`` (power control ``P`` (N, B, Q) [W], MISO ``V``
+        (N, Nt, K) complex [sqrt(W)]), ``feasible`` (N,) bool, the family's ``objective_key``
+        (``sum_rate`` [bit/s], ``wsr`` [bit/s/Hz]) (N,), ``seconds`` (N,) [s], ``message``
+        (N,) str, ``method`` and ``rtol`` scalars, and the :data:`OPTIONAL_KEYS` that are set.
         """
+        from feasnet.problems.registry import get_family
+
+        problem_cls = get_family(self.family)
+        arrays: dict[str, Any] = {
+            problem_cls.allocation_key: self.allocation,
+            "feasible": self.feasible,
+            problem_cls.objective_key: self.objective,
+            "seconds": self.seconds,
+            "message": np.asarray(self.messages, dtype=str),
+            "method": np.asarray(self.method),
+            "rtol": np.asarray(self.rtol),
+        }
         with atomic_path(path) as tmp, open(tmp, "wb") as handle:
-            np.savez(
-                handle,
-                P=self.power,
-                feasible=self.feasible,
-                sum_rate=self.sum_rate,
-                seconds=self.seconds,
-                message=np.asarray(self.messages, dtype=str),
-                method=np.asarray(self.method),
-                rtol=np.asarray(self.rtol),
-                **optional_arrays(self),
-            )
+            np.savez(handle, **arrays, **optional_arrays(self))
 
     @classmethod
-    def load_npz(cls, path: str | os.PathLike[str]) -> AllocationResult:
-        """Read a file written by :meth:`save_npz`."""
+    def load_npz(cls, path: str | os.PathLike[str]) -> Self:
+        """Read a file written by :meth:`save_npz`; the family follows from its keys (a
+        subclass refuses another family's file)."""
+        from feasnet.problems.registry import get_family
+
         with np.load(path, allow_pickle=False) as data:
-            return cls(
+            family = _solution_family(data.files, str(path))
+            if cls.FAMILY and family != cls.FAMILY:
+                raise ValueError(f"{path}: a {family} solution file, expected {cls.FAMILY}")
+            problem_cls = get_family(family)
+            kind = cls if cls.FAMILY else RESULT_TYPES.get(family, cls)
+            result = kind(
                 method=str(data["method"]),
-                power=data["P"],
+                allocation=data[problem_cls.allocation_key],
                 feasible=data["feasible"].astype(bool),
-                sum_rate=data["sum_rate"],
+                objective=data[problem_cls.objective_key],
                 seconds=data["seconds"],
+                family=family,
                 messages=[str(m) for m in data["message"]],
                 rtol=float(data["rtol"]),
                 **load_optional_arrays(data),
             )
+        assert isinstance(result, cls)
+        return result
 
 
-@dataclass
-class BeamformingResult:
-    """MISO beamformers for ``N`` instances plus their float64 check, objective and time.
+class AllocationResult(Result):
+    """A power-control :class:`Result`: ``power`` ``(N, B, Q)`` [W] and ``sum_rate`` ``(N,)``
+    [bit/s] name ``allocation`` and ``objective``."""
 
-    Attributes:
-        method: name of the method that produced the beamformers.
-        beams: ``(N, Nt, K)`` complex128 [sqrt(W)], column ``k`` is user ``k``'s beamformer;
-            NaN where the method returned nothing.
-        feasible: ``(N,)`` bool, float64 check :func:`feasnet.problems.miso.is_feasible`.
-        wsr: ``(N,)`` float64 weighted sum rate [bit/s/Hz] (NaN where ``beams`` is NaN).
-        seconds: ``(N,)`` float64 wall time per instance [s].
-        messages: one line per instance, ``""`` when nothing needs saying.
-        rtol: tolerance used for ``feasible``.
-        converged, upper_bound, gap: optional per-instance extras, see :data:`OPTIONAL_KEYS`.
-    """
-
-    method: str
-    beams: np.ndarray
-    feasible: np.ndarray
-    wsr: np.ndarray
-    seconds: np.ndarray
-    messages: list[str] = field(default_factory=list)
-    rtol: float = miso.DEFAULT_RTOL
-    converged: np.ndarray | None = None
-    upper_bound: np.ndarray | None = None
-    gap: np.ndarray | None = None
-
-    @classmethod
-    def from_beams(
-        cls,
-        method: str,
-        beams: torch.Tensor | np.ndarray,
-        instances: miso.MisoInstances,
-        seconds: torch.Tensor | np.ndarray | float,
-        messages: list[str] | None = None,
-        rtol: float = miso.DEFAULT_RTOL,
-    ) -> BeamformingResult:
-        """Check ``beams`` (``(N, Nt, K)`` complex [sqrt(W)]) in float64 and package them."""
-        beams_t = torch.as_tensor(beams).to(torch.complex128).cpu()
-        inst = instances.to(torch.complex128, "cpu")
-        expected = (len(inst), inst.num_antennas, inst.num_users)
-        if tuple(beams_t.shape) != expected:
-            raise ValueError(f"V: expected shape {expected}, got {tuple(beams_t.shape)}")
-        n = len(inst)
-        secs = np.broadcast_to(np.asarray(seconds, dtype=np.float64), (n,)).copy()
-        msgs = list(messages) if messages is not None else [""] * n
-        if len(msgs) != n:
-            raise ValueError(f"messages: expected {n} entries, got {len(msgs)}")
-        return cls(
-            method=method,
-            beams=beams_t.numpy(),
-            feasible=miso.is_feasible(beams_t, inst, rtol=rtol).numpy(),
-            wsr=miso.weighted_sum_rate(beams_t, inst).numpy(),
-            seconds=secs,
-            messages=msgs,
-            rtol=rtol,
-        )
-
-    def __len__(self) -> int:
-        return int(self.beams.shape[0])
+    FAMILY: ClassVar[str] = "power-control"
 
     @property
-    def objective(self) -> np.ndarray:
-        """``(N,)`` the objective every metric reads: the weighted sum rate [bit/s/Hz]."""
-        return self.wsr
+    def power(self) -> np.ndarray:
+        """``(N, B, Q)`` float64 powers [W] (``allocation``)."""
+        return self.allocation
 
-    def save_npz(self, path: str | os.PathLike[str]) -> None:
-        """Write the solution file of ``feasnet solve`` for MISO instances atomically.
-
-        Keys: ``V`` (N, Nt, K) complex [sqrt(W)], ``feasible`` (N,) bool, ``wsr`` (N,)
-        [bit/s/Hz], ``seconds`` (N,) [s], ``message`` (N,) str, ``method`` and ``rtol``, and
-        the :data:`OPTIONAL_KEYS` that are set.
-        """
-        with atomic_path(path) as tmp, open(tmp, "wb") as handle:
-            np.savez(
-                handle,
-                V=self.beams,
-                feasible=self.feasible,
-                wsr=self.wsr,
-                seconds=self.seconds,
-                message=np.asarray(self.messages, dtype=str),
-                method=np.asarray(self.method),
-                rtol=np.asarray(self.rtol),
-                **optional_arrays(self),
-            )
-
-    @classmethod
-    def load_npz(cls, path: str | os.PathLike[str]) -> BeamformingResult:
-        """Read a file written by :meth:`save_npz`."""
-        with np.load(path, allow_pickle=False) as data:
-            return cls(
-                method=str(data["method"]),
-                beams=data["V"],
-                feasible=data["feasible"].astype(bool),
-                wsr=data["wsr"],
-                seconds=data["seconds"],
-                messages=[str(m) for m in data["message"]],
-                rtol=float(data["rtol"]),
-                **load_optional_arrays(data),
-            )
+    @property
+    def sum_rate(self) -> np.ndarray:
+        """``(N,)`` float64 sum rate [bit/s] (``objective``)."""
+        return self.objective
 
 
-Result = AllocationResult | BeamformingResult
-"""Either family's result; :mod:`feasnet.metrics` reads ``objective``, ``feasible`` and
-``seconds`` only."""
+class BeamformingResult(Result):
+    """A MISO :class:`Result`: ``beams`` ``(N, Nt, K)`` complex [sqrt(W)] and ``wsr``
+    ``(N,)`` [bit/s/Hz] name ``allocation`` and ``objective``."""
+
+    FAMILY: ClassVar[str] = "miso"
+
+    @property
+    def beams(self) -> np.ndarray:
+        """``(N, Nt, K)`` complex128 beams [sqrt(W)] (``allocation``)."""
+        return self.allocation
+
+    @property
+    def wsr(self) -> np.ndarray:
+        """``(N,)`` float64 weighted sum rate [bit/s/Hz] (``objective``)."""
+        return self.objective
 
 
-def with_tolerance(
-    result: Result, instances: PowerControlInstances | miso.MisoInstances, rtol: float
-) -> Result:
+RESULT_TYPES: dict[str, type[Result]] = {
+    AllocationResult.FAMILY: AllocationResult,
+    BeamformingResult.FAMILY: BeamformingResult,
+}
+"""Family name -> the :class:`Result` subclass with its attribute aliases (other families use
+:class:`Result` itself)."""
+
+
+def with_tolerance(result: Result, instances: Any, rtol: float) -> Result:
     """``result`` checked again in float64 at relative tolerance ``rtol`` (same allocations,
     times, messages and optional extras); ``instances`` are the ones it was solved for."""
-    from feasnet.problems.registry import problem_of
-
-    extras = {key: getattr(result, key) for key in OPTIONAL_KEYS}
-    allocation = result.beams if isinstance(result, BeamformingResult) else result.power
-    checked: Result = problem_of(instances).result(
-        result.method, allocation, instances, result.seconds, result.messages, rtol
+    checked = type(result).checked(
+        result.method, result.allocation, instances, result.seconds, result.messages, rtol
     )
-    for key, value in extras.items():
-        setattr(checked, key, value)
+    for key in OPTIONAL_KEYS:
+        setattr(checked, key, getattr(result, key))
     return checked

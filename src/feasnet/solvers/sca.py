@@ -700,7 +700,7 @@ def solve(
     power, seconds, messages = solve_each(
         solve_instance, instances, options, workers=workers, label="sca"
     )
-    result = AllocationResult.from_power("sca", power, instances, seconds, messages)
+    result = AllocationResult.checked("sca", power, instances, seconds, messages)
     result.converged = converged_from_messages(messages, result.feasible)
     return result
 

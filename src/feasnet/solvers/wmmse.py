@@ -547,7 +547,7 @@ def _solve(
         output_shape=mmp.beam_shape,
         complex_output=True,
     )
-    result = BeamformingResult.from_beams(name, beams, instances, seconds, messages)
+    result = BeamformingResult.checked(name, beams, instances, seconds, messages)
     # converged: stopped on the tolerance, or because the next update no longer improved
     # (the guard: the solver's accuracy limit); False where infeasible or not converged
     flags = np.array([NOT_CONVERGED not in m for m in messages], dtype=bool)
