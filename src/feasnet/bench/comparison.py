@@ -24,20 +24,16 @@ from typing import Any, cast
 
 import torch
 
-from feasnet import solvers
 from feasnet.bench import report
+from feasnet.bench.runner import solve_methods
 from feasnet.data import storage
 from feasnet.data.generate import generate
 from feasnet.data.presets import get_preset
-from feasnet.layers.guard import guard_result
-from feasnet.layers.registry import build_layer
-from feasnet.methods import get_method
 from feasnet.metrics import MethodMetrics, evaluate, tightest_upper_bound
 from feasnet.problems.instances import PowerControlInstances
 from feasnet.problems.power_control import DEFAULT_RTOL
 from feasnet.run_folder import stale
-from feasnet.solvers.result import AllocationResult, Result, with_tolerance
-from feasnet.training import TrainConfig, load_model, model_result, train
+from feasnet.training import TrainConfig
 
 DEFAULT_PRESET = "small"
 CLASSICAL_METHODS = ("min-power", "gp", "sca", "fw", "ga")
@@ -49,8 +45,6 @@ LEARNED_METHODS = (
     "depnet",
     "depnet+fw",
 )
-TRAINED_AS = {"dipnet-cvxpylayers": "dipnet"}
-"""Methods evaluated with the weights of another (same network, another implementation)."""
 DEFAULT_METHODS = CLASSICAL_METHODS + LEARNED_METHODS
 REFERENCE = "sca"
 BASELINE = "gp"
@@ -129,39 +123,6 @@ def forget_stale_results(
     report.write_json(record, key)
 
 
-def learned_result(
-    name: str, out_dir: Path, dataset: Path, train_config: TrainConfig | None, log: Any
-) -> Any:
-    """Train (or reuse) the base model of learned method ``name``; return its evaluator."""
-    config = get_method(name)
-    base = TRAINED_AS.get(name, name.removesuffix("+fw"))
-    run_dir = out_dir / "models" / base
-    if not (run_dir / "done").exists():  # unfinished or never started: (re)train, resuming
-        train_set, validation_set, info = storage.read_training_splits(dataset)
-        log(f"training {base} on {len(train_set)} instances ...")
-        train(
-            get_method(base),
-            train_set,
-            validation_set,
-            run_dir,
-            train_config,
-            resume=True,
-            metadata={"scenario": info.scenario.model_dump(mode="json")},
-            log=log,
-        )
-        (run_dir / "done").touch()
-    model, _ = load_model(run_dir)
-    if config.layer != model.config.layer:  # same weights, another projection implementation
-        model.layer = build_layer(config.layer.kind, config.layer.options, model.problem)
-    model.config = config  # the +fw variants differ from their base only at inference
-
-    def evaluate_on(instances: PowerControlInstances) -> Result:
-        model_result(model, instances[:8])  # warm-up: lazy imports, first-call allocations
-        return model_result(model, instances, name=name)
-
-    return evaluate_on
-
-
 def run(
     out_dir: Path,
     preset: str = DEFAULT_PRESET,
@@ -196,25 +157,9 @@ def run(
         f"{split} split: {len(instances)} instances, "
         f"B={instances.num_bs}, Q={instances.num_channels}"
     )
-    results: dict[str, Result] = {}
-    for name in methods:
-        path = out_dir / "solutions" / f"{name}.npz"
-        if path.exists():
-            cached = AllocationResult.load_npz(path)
-            if len(cached) == len(instances):
-                log(f"{name}: reusing {path}")
-                results[name] = cached
-                continue
-        start = time.perf_counter()
-        result: Result
-        if name in solvers.SOLVERS:
-            result = solvers.solve(name, instances, workers=workers)
-        else:
-            result = learned_result(name, out_dir, dataset, train_config, log)(instances)
-        result.save_npz(path)
-        results[name] = result
-        log(f"{name}: done in {time.perf_counter() - start:.1f} s")
-    results = {name: checked_result(r, instances, rtol, guard) for name, r in results.items()}
+    results = solve_methods(
+        out_dir, dataset, instances, methods, workers, train_config, log, rtol, guard
+    )
     upper_bound = tightest_upper_bound(results.values())
     metrics = [
         evaluate(
@@ -250,15 +195,6 @@ def run(
     report.write_json(out_dir / "results.json", payload)
     write_reports(out_dir, payload, log)
     return metrics
-
-
-def checked_result(result: Result, instances: Any, rtol: float, guard: bool) -> Result:
-    """``result`` as a benchmark evaluates it: moved into the feasible set by the guard when
-    ``guard`` is set (:func:`~feasnet.layers.guard.guard_result`), and checked in float64 at
-    ``rtol``. The guard's time is not counted."""
-    if guard:
-        return guard_result(result, instances, rtol)
-    return result if result.rtol == rtol else with_tolerance(result, instances, rtol)
 
 
 def title_of(payload: dict[str, Any]) -> str:

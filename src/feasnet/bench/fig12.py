@@ -36,6 +36,7 @@ rate, as in the paper.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import math
 import platform
@@ -46,9 +47,9 @@ from typing import Any, cast
 
 import torch
 
-from feasnet import solvers
 from feasnet.bench import report
-from feasnet.bench.comparison import checked_result, forget_stale_results
+from feasnet.bench.comparison import forget_stale_results
+from feasnet.bench.runner import solve_methods, train_once, warm_model_result
 from feasnet.data import storage
 from feasnet.data.generate import generate
 from feasnet.data.presets import Scenario, get_preset
@@ -58,8 +59,8 @@ from feasnet.problems.instances import PowerControlInstances
 from feasnet.problems.power_control import DEFAULT_RTOL
 from feasnet.problems.power_control_problem import PowerControlProblem
 from feasnet.run_folder import stale
-from feasnet.solvers.result import AllocationResult, Result
-from feasnet.training import TrainConfig, load_model, model_result, train
+from feasnet.solvers.result import Result
+from feasnet.training import TrainConfig, load_model
 
 Log = Callable[[str], Any]
 
@@ -279,15 +280,6 @@ def ensure_datasets(
 
 
 # ---------------------------------------------------------------------------- solving
-def _cached(path: Path, size: int) -> AllocationResult | None:
-    """The result saved at ``path`` when it exists and covers ``size`` instances."""
-    if path.exists():
-        cached = AllocationResult.load_npz(path)
-        if len(cached) == size:
-            return cached
-    return None
-
-
 def _depnet_result(
     folder: Path,
     formulation: str,
@@ -295,30 +287,35 @@ def _depnet_result(
     instances: PowerControlInstances,
     train_config: TrainConfig,
     log: Log,
-) -> AllocationResult:
-    """Train (or reuse) DEPNet on ``formulation``'s constraints and run it on ``instances``."""
+) -> Result:
+    """Train (or reuse) DEPNet on ``formulation``'s constraints and run it on ``instances``
+    (trained on ``formulation``'s problem, saved as ``models/depnet-<formulation>``)."""
     name = f"{METHOD}-{formulation}"
     run_dir = folder / "models" / name
-    if not (run_dir / "done").exists():
-        train_set, validation_set, info = storage.read_training_splits(dataset)
-        log(f"training {name} on {len(train_set)} instances ...")
-        train(
-            depnet_config(formulation),
-            train_set,
-            validation_set,
-            run_dir,
-            train_config,
-            resume=True,
-            metadata={"scenario": info.scenario.model_dump(mode="json")},
-            log=log,
-            problem=PowerControlProblem(formulation),
-        )
-        (run_dir / "done").touch()
+    train_once(
+        run_dir,
+        depnet_config(formulation),
+        dataset,
+        train_config,
+        log,
+        problem=PowerControlProblem(formulation),
+    )
     model, _ = load_model(run_dir)
-    model_result(model, instances[:8])  # warm-up: lazy imports, first-call allocations
-    result = model_result(model, instances, name=METHOD)
-    assert isinstance(result, AllocationResult)
-    return result
+    return warm_model_result(model, instances, METHOD)
+
+
+def _depnet_named(
+    formulations: dict[str, str],
+    folder: Path,
+    dataset: Path,
+    instances: PowerControlInstances,
+    train_config: TrainConfig,
+    log: Log,
+    name: str,
+) -> Result:
+    """:func:`_depnet_result` for the solution name ``depnet-<formulation>``
+    (``formulations`` maps it to the formulation)."""
+    return _depnet_result(folder, formulations[name], dataset, instances, train_config, log)
 
 
 def _row(
@@ -365,29 +362,28 @@ def _solve_point(
         instances, _ = storage.read_dataset(dataset, "test")
         assert isinstance(instances, PowerControlInstances)
         forget_stale_results(folder, dataset, "test", train_config, log, force)
-        solutions = folder / "solutions"
-        start = time.perf_counter()
-        sca = _cached(solutions / f"{REFERENCE}.npz", len(instances))
-        if sca is None:
-            sca = solvers.solve(REFERENCE, instances, workers=workers)
-            sca.save_npz(solutions / f"{REFERENCE}.npz")
-        log(f"{folder_name} {REFERENCE}: {time.perf_counter() - start:.1f} s")
         formulations = ("rate", "linear-rate") if kind == "rate" else ("energy-efficiency",)
-        learned = {}
-        for formulation in formulations:
-            start = time.perf_counter()
-            path = solutions / f"{METHOD}-{formulation}.npz"
-            result = _cached(path, len(instances))
-            if result is None:
-                result = _depnet_result(folder, formulation, dataset, instances, train_config, log)
-                result.save_npz(path)
-            learned[formulation] = result
-            log(f"{folder_name} {METHOD} ({formulation}): {time.perf_counter() - start:.1f} s")
-        reference = checked_result(sca, instances, rtol, guard)
+        learned = {f"{METHOD}-{formulation}": formulation for formulation in formulations}
+        learn = functools.partial(
+            _depnet_named, learned, folder, dataset, instances, train_config, log
+        )
+        results = solve_methods(
+            folder,
+            dataset,
+            instances,
+            [REFERENCE, *learned],
+            workers,
+            train_config,
+            log,
+            rtol,
+            guard,
+            label=f"{folder_name} ",
+            learn=learn,
+        )
+        reference = results[REFERENCE]
         rows.append(_row(point, kind, REFERENCE, reference, reference, scenarios[kind]))
-        for formulation, result in learned.items():
-            checked = checked_result(result, instances, rtol, guard)
-            rows.append(_row(point, formulation, METHOD, checked, reference, scenarios[kind]))
+        for name, formulation in learned.items():
+            rows.append(_row(point, formulation, METHOD, results[name], reference, scenarios[kind]))
     return rows
 
 
@@ -419,7 +415,7 @@ def run(
         log: where progress lines go.
         force: replace cached data, models and solutions made for other settings (without it
             they are an error).
-        rtol, guard: how results are evaluated (:func:`feasnet.bench.comparison.checked_result`).
+        rtol, guard: how results are evaluated (:func:`feasnet.bench.runner.checked_result`).
 
     Returns:
         One row per (point, series), see :func:`_row`.

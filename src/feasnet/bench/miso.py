@@ -29,18 +29,12 @@ from typing import Any
 import torch
 from rich.markup import escape
 
-from feasnet import solvers
 from feasnet.bench import report
-from feasnet.bench.comparison import (
-    checked_result,
-    ensure_dataset,
-    forget_stale_results,
-    learned_result,
-)
+from feasnet.bench.comparison import ensure_dataset, forget_stale_results
+from feasnet.bench.runner import solve_methods
 from feasnet.data import storage
 from feasnet.metrics import MethodMetrics, evaluate, tightest_upper_bound
 from feasnet.problems.miso import DEFAULT_RTOL
-from feasnet.solvers.result import BeamformingResult, Result
 from feasnet.training import TrainConfig
 
 
@@ -106,23 +100,18 @@ def _solve_point(
     dataset = ensure_dataset(point_dir, preset, samples, seed, log, force=force)
     instances, info = storage.read_dataset(dataset, "test")
     forget_stale_results(point_dir, dataset, "test", train_config, log, force)
-    results: dict[str, Result] = {}
-    for name in methods:
-        path = point_dir / "solutions" / f"{name}.npz"
-        if path.exists():
-            cached = BeamformingResult.load_npz(path)
-            if len(cached) == len(instances):
-                results[name] = cached
-                continue
-        start = time.perf_counter()
-        if name in LEARNED_METHODS:
-            result = learned_result(name, point_dir, dataset, train_config, log)(instances)
-        else:
-            result = solvers.solve(name, instances, workers=workers)
-        result.save_npz(path)
-        results[name] = result
-        log(f"{preset} {name}: done in {time.perf_counter() - start:.1f} s")
-    results = {name: checked_result(r, instances, rtol, guard) for name, r in results.items()}
+    results = solve_methods(
+        point_dir,
+        dataset,
+        instances,
+        methods,
+        workers,
+        train_config,
+        log,
+        rtol,
+        guard,
+        label=f"{preset} ",
+    )
     reference = results.get(REFERENCE)
     upper_bound = tightest_upper_bound(results.values())
     metrics = [
@@ -187,7 +176,7 @@ def run(
         force: replace cached data, models and solutions made for other settings (without
             it they are an error).
         rtol, guard: how results are evaluated (see
-            :func:`feasnet.bench.comparison.checked_result`).
+            :func:`feasnet.bench.runner.checked_result`).
 
     Returns:
         One row per (sweep value, method), see :func:`metric_row`.

@@ -198,7 +198,7 @@ def run(
         log: called with progress messages.
         force: replace cached results made for other settings (without it they are an error).
         rtol, guard: how results are evaluated (see
-            :func:`feasnet.bench.comparison.checked_result`).
+            :func:`feasnet.bench.runner.checked_result`).
 
     Returns:
         One dict per configuration, in ``configs`` order: ``config``, ``preset``, ``num_bs``,

@@ -1,0 +1,156 @@
+"""The one cached, resumable "solve or train each method" loop of the benchmark suites.
+
+A run folder (``point_dir``) keeps ``solutions/<method>.npz`` per method and
+``models/<method>/`` per trained model. :func:`solve_methods` reuses a solution file that
+covers the instances, else solves the method (classical) or trains and evaluates it
+(learned), saves it, and returns every result as the benchmark evaluates it
+(:func:`checked_result`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from feasnet import solvers
+from feasnet.data import storage
+from feasnet.layers.guard import guard_result
+from feasnet.layers.registry import build_layer
+from feasnet.methods import MethodConfig, get_method
+from feasnet.problems.base import DEFAULT_RTOL, Problem
+from feasnet.solvers.result import Result, with_tolerance
+from feasnet.training import TrainConfig, load_model, model_result, train
+
+TRAINED_AS = {"dipnet-cvxpylayers": "dipnet"}
+"""Methods evaluated with the weights of another (same network, another implementation)."""
+
+Learner = Callable[[str], Result]
+"""Trains (or reuses) learned method ``name`` and returns its result on the instances."""
+
+
+def checked_result(result: Result, instances: Any, rtol: float, guard: bool) -> Result:
+    """``result`` as a benchmark evaluates it: moved into the feasible set by the guard when
+    ``guard`` is set (:func:`~feasnet.layers.guard.guard_result`), and checked in float64 at
+    ``rtol``. The guard's time is not counted."""
+    if guard:
+        return guard_result(result, instances, rtol)
+    return result if result.rtol == rtol else with_tolerance(result, instances, rtol)
+
+
+def train_once(
+    run_dir: Path,
+    config: MethodConfig,
+    dataset: Path,
+    train_config: TrainConfig | None,
+    log: Any,
+    problem: Problem | None = None,
+) -> None:
+    """Train ``config`` into ``run_dir`` on ``dataset``'s train split (validation split for
+    early stopping) unless ``run_dir/done`` marks a finished run; an unfinished run resumes.
+    ``problem``: the constraint set to train on (default: the one the data calls for)."""
+    if (run_dir / "done").exists():
+        return
+    train_set, validation_set, info = storage.read_training_splits(dataset)
+    log(f"training {run_dir.name} on {len(train_set)} instances ...")
+    train(
+        config,
+        train_set,
+        validation_set,
+        run_dir,
+        train_config,
+        resume=True,
+        metadata={"scenario": info.scenario.model_dump(mode="json")},
+        log=log,
+        problem=problem,
+    )
+    (run_dir / "done").touch()
+
+
+def warm_model_result(model: Any, instances: Any, name: str) -> Result:
+    """The trained ``model``'s result on ``instances`` named ``name``, timed after a warm-up
+    on the first 8 instances (lazy imports, first-call allocations)."""
+    model_result(model, instances[:8])
+    return model_result(model, instances, name=name)
+
+
+def learned_result(
+    name: str, out_dir: Path, dataset: Path, train_config: TrainConfig | None, log: Any
+) -> Callable[[Any], Result]:
+    """Train (or reuse, resuming an unfinished run) the base model of learned method ``name``
+    in ``out_dir/models/<base>`` (:func:`train_once`); return its evaluator
+    ``instances -> Result``. ``+fw`` variants and :data:`TRAINED_AS` reuse the weights of
+    their base method."""
+    config = get_method(name)
+    base = TRAINED_AS.get(name, name.removesuffix("+fw"))
+    run_dir = out_dir / "models" / base
+    train_once(run_dir, get_method(base), dataset, train_config, log)
+    model, _ = load_model(run_dir)
+    if config.layer != model.config.layer:  # same weights, another projection implementation
+        model.layer = build_layer(config.layer.kind, config.layer.options, model.problem)
+    model.config = config  # the +fw variants differ from their base only at inference
+
+    def evaluate_on(instances: Any) -> Result:
+        return warm_model_result(model, instances, name)
+
+    return evaluate_on
+
+
+def solve_methods(
+    point_dir: Path,
+    dataset: Path,
+    instances: Any,
+    methods: Sequence[str],
+    workers: int | None,
+    train_config: TrainConfig | None,
+    log: Any,
+    rtol: float = DEFAULT_RTOL,
+    guard: bool = False,
+    label: str = "",
+    learn: Learner | None = None,
+) -> dict[str, Result]:
+    """Every method's result on ``instances``, cached in ``point_dir/solutions/<name>.npz``.
+
+    Args:
+        point_dir: the run folder (``solutions/``, ``models/``).
+        dataset: the HDF5 data set ``instances`` come from (learned methods train on it).
+        instances: the ``N`` instances to solve (any registered family).
+        methods: method names; the family's classical solvers
+            (:func:`feasnet.solvers.available`) are solved, the others are learned.
+        workers: worker processes of the classical solvers.
+        train_config: training settings of the learned methods.
+        log: where progress lines go (prefixed with ``label``).
+        rtol, guard: how the results are evaluated (:func:`checked_result`); the solution
+            files hold the methods' own outputs.
+        learn: trains and evaluates a learned method by name (default
+            :func:`learned_result` on ``point_dir`` and ``dataset``).
+
+    Returns:
+        ``{name: checked result}`` in the order of ``methods``; each result holds ``N``
+        allocations in physical units.
+    """
+    classical = solvers.available(solvers.family_of(instances))
+    if learn is None:
+
+        def learn(name: str) -> Result:
+            return learned_result(name, point_dir, dataset, train_config, log)(instances)
+
+    results: dict[str, Result] = {}
+    for name in methods:
+        path = point_dir / "solutions" / f"{name}.npz"
+        if path.exists():
+            cached = Result.load_npz(path)
+            if len(cached) == len(instances):
+                log(f"{label}{name}: reusing {path}")
+                results[name] = cached
+                continue
+        start = time.perf_counter()
+        if name in classical:
+            result: Result = solvers.solve(name, instances, workers=workers)
+        else:
+            result = learn(name)
+        result.save_npz(path)
+        results[name] = result
+        log(f"{label}{name}: done in {time.perf_counter() - start:.1f} s")
+    return {name: checked_result(r, instances, rtol, guard) for name, r in results.items()}
