@@ -34,6 +34,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from feasnet.nets.mlp import hidden_layers
 from feasnet.problems.miso import MisoInstances, normalized_instances
 
 
@@ -93,27 +94,13 @@ class MisoMLP(nn.Module):
         super().__init__()
         if num_antennas < 1 or num_users < 1:
             raise ValueError("num_antennas / num_users: expected positive sizes")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout: expected a value in [0, 1), got {dropout}")
-        if any(width < 1 for width in hidden):
-            raise ValueError(f"hidden: expected positive widths, got {tuple(hidden)}")
         if extra_outputs < 0:
             raise ValueError(f"extra_outputs: expected a value >= 0, got {extra_outputs}")
         self.num_antennas = num_antennas
         self.num_users = num_users
         self.extra_outputs = extra_outputs
         self.num_features = num_users * (2 * num_antennas + 3)
-        layers: list[nn.Module] = []
-        width = self.num_features
-        for size in hidden:
-            layers.append(nn.Linear(width, size))
-            if batch_norm:
-                layers.append(nn.BatchNorm1d(size))
-            layers.append(nn.ReLU())
-            if dropout > 0:
-                layers.append(nn.Dropout(dropout))
-            width = size
-        self.body = nn.Sequential(*layers)
+        self.body, width = hidden_layers(self.num_features, hidden, batch_norm, dropout)
         self.head = nn.Linear(width, 2 * num_antennas * num_users)
         self.extra_head = nn.Linear(width, extra_outputs) if extra_outputs else None
 

@@ -32,6 +32,40 @@ FinalActivation = Literal["affine", "relu", "sigmoid", "softmax"]
 ACTIVATIONS: tuple[str, ...] = ("affine", "relu", "sigmoid", "softmax")
 
 
+def hidden_layers(
+    num_inputs: int, hidden: Sequence[int], batch_norm: bool, dropout: float
+) -> tuple[nn.Sequential, int]:
+    """The fully connected body ``[Linear -> BatchNorm1d -> ReLU -> Dropout] x len(hidden)``
+    shared by the MLP backbones (batch norm only with ``batch_norm``, dropout only when
+    ``dropout > 0``).
+
+    Args:
+        num_inputs: width of the ``(N, num_inputs)`` input features.
+        hidden: widths of the hidden layers (each ``>= 1``).
+        batch_norm: batch normalization after each hidden affine map.
+        dropout: dropout rate after each hidden layer, in ``[0, 1)``.
+
+    Returns:
+        ``(body, width)``: the module mapping ``(N, num_inputs)`` to ``(N, width)`` and the
+        width of its output (``num_inputs`` when ``hidden`` is empty).
+    """
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"dropout: expected a value in [0, 1), got {dropout}")
+    if any(width < 1 for width in hidden):
+        raise ValueError(f"hidden: expected positive widths, got {tuple(hidden)}")
+    layers: list[nn.Module] = []
+    width = num_inputs
+    for size in hidden:
+        layers.append(nn.Linear(width, size))
+        if batch_norm:
+            layers.append(nn.BatchNorm1d(size))
+        layers.append(nn.ReLU())
+        if dropout > 0:
+            layers.append(nn.Dropout(dropout))
+        width = size
+    return nn.Sequential(*layers), width
+
+
 class PowerControlMLP(nn.Module):
     """The paper's fully connected backbone ``N_r``: instances in, normalized powers out.
 
@@ -64,25 +98,11 @@ class PowerControlMLP(nn.Module):
         super().__init__()
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation: expected one of {ACTIVATIONS}, got {activation!r}")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout: expected a value in [0, 1), got {dropout}")
-        if any(width < 1 for width in hidden):
-            raise ValueError(f"hidden: expected positive widths, got {tuple(hidden)}")
         self.num_bs = num_bs
         self.num_channels = num_channels
         self.activation: FinalActivation = activation
         self.features = ChannelFeatures(num_bs, num_channels, include_rate_targets, gain_floor)
-        layers: list[nn.Module] = []
-        width = self.features.num_features
-        for size in hidden:
-            layers.append(nn.Linear(width, size))
-            if batch_norm:
-                layers.append(nn.BatchNorm1d(size))
-            layers.append(nn.ReLU())
-            if dropout > 0:
-                layers.append(nn.Dropout(dropout))
-            width = size
-        self.body = nn.Sequential(*layers)
+        self.body, width = hidden_layers(self.features.num_features, hidden, batch_norm, dropout)
         self.head = nn.Linear(width, num_bs * num_channels)
         self.extra_head = nn.Linear(width, extra_outputs) if extra_outputs > 0 else None
 
