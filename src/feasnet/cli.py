@@ -481,7 +481,7 @@ def solve(
     from feasnet.data import exchange, storage
     from feasnet.layers.guard import guard_result
     from feasnet.metrics import evaluate
-    from feasnet.solvers.result import BeamformingResult, with_tolerance
+    from feasnet.solvers.result import with_tolerance
 
     if (method is None) == (model is None):
         raise UserError("give exactly one of --method (classical) or --model (trained)")
@@ -522,11 +522,7 @@ def solve(
         err_console.print(f"instance {i}: {result.messages[i]}", highlight=False)
     if len(infeasible) > 10:
         err_console.print(f"... and {len(infeasible) - 10} more instances with messages")
-    objective = (
-        f"mean WSR {m.mean_objective:.3f} bit/s/Hz"
-        if isinstance(result, BeamformingResult)
-        else f"mean sum rate {m.mean_objective / 1e6:.3f} Mbit/s"
-    )
+    objective = f"mean {_objective_text(m.mean_objective, result.family)}"
     console.print(
         f"{result.method}: {m.num_instances} instances, {objective} (infeasible counted as 0), "
         f"{int(result.feasible.sum())} feasible at rtol {result.rtol:g}, "
@@ -551,6 +547,17 @@ def _executor(executor: str, address: str | None, learned: bool = False) -> str:
         if importlib.util.find_spec("ray") is None:
             raise UserError("executor: Ray is not installed; pip install 'feasnet[ray]'")
     return chosen
+
+
+def _objective_text(value: float, family: str) -> str:
+    """``sum rate 115.380 Mbit/s`` / ``WSR 21.750 bit/s/Hz``: the family's objective, named."""
+    from feasnet.problems.registry import get_family
+
+    name = get_family(family).objective_key.replace("_", " ").replace("wsr", "WSR")
+    unit = get_family(family).objective_unit
+    if unit == "bit/s":
+        return f"{name} {value / 1e6:.3f} Mbit/s"
+    return f"{name} {value:.3f} {unit}"
 
 
 def solve_with_model(  # type: ignore[no-untyped-def]
