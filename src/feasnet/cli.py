@@ -296,16 +296,12 @@ def _infeasible_summary(instances: Any, shown: int = 3) -> str:
     import re
     from collections import Counter
 
-    from feasnet.solvers import family_of
+    from feasnet.problems.registry import problem_of
 
-    if family_of(instances) == "miso":
-        from feasnet.problems import miso as family
-    else:
-        from feasnet.problems import power_control as family  # type: ignore[no-redef]
     # reasons differ in their numbers (user indices, powers); count them without those
     reasons = Counter(
         re.sub(r"(?<==)[-+]?\d+|\b\d+\.\d+(e[-+]?\d+)?\b|\b\d+e[-+]?\d+\b", "#", reason)
-        for reason in family.minimum_power(instances).reasons()
+        for reason in problem_of(instances).feasibility(instances).reasons
     )
     parts = [f"{count}x {reason or 'infeasible'}" for reason, count in reasons.most_common(shown)]
     if len(reasons) > shown:

@@ -191,7 +191,7 @@ def test_bad_options_and_names() -> None:
         wmmse.solve(inst, workers=1, tol=float("nan"))
     with pytest.raises(ValueError, match="max_iterations"):
         wmmse.solve(inst, workers=1, max_iterations=-1)
-    with pytest.raises(KeyError, match="unknown MISO solver"):
+    with pytest.raises(KeyError, match="unknown miso solver"):
         solvers.solve("gp", inst)
     with pytest.raises(TypeError, match="instances"):
         solvers.solve("wmmse", object())  # type: ignore[call-overload]

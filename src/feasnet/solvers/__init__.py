@@ -20,74 +20,86 @@ from feasnet.problems.miso import MisoInstances
 from feasnet.solvers.executor import executor_scope
 from feasnet.solvers.result import AllocationResult, BeamformingResult, Result
 
-SOLVERS: dict[str, tuple[str, str]] = {
-    "min-power": (
-        "feasnet.solvers.min_power",
-        "componentwise-minimal QoS power P_min (eqs. 25-26)",
-    ),
-    "gp": ("feasnet.solvers.gp", "high-SINR geometric program (cvxpy, gp=True)"),
-    "sca": (
-        "feasnet.solvers.sca",
-        "successive convex approximation of the exact sum rate from the GP point (reference)",
-    ),
-    "fw": (
-        "feasnet.solvers.frank_wolfe",
-        "Frank-Wolfe with away steps from the interior anchor (HiGHS LP per step)",
-    ),
-    "ga": ("feasnet.solvers.genetic", "genetic algorithm, batched in torch, feasible by repair"),
-    "global": (
-        "feasnet.solvers.global_power_control",
-        "certified global optimum: branch and bound over power boxes (gap 1e-3)",
-    ),
+CLASSICAL: dict[str, dict[str, tuple[str, str, str]]] = {
+    "power-control": {
+        "min-power": (
+            "feasnet.solvers.min_power",
+            "solve",
+            "componentwise-minimal QoS power P_min (eqs. 25-26)",
+        ),
+        "gp": ("feasnet.solvers.gp", "solve", "high-SINR geometric program (cvxpy, gp=True)"),
+        "sca": (
+            "feasnet.solvers.sca",
+            "solve",
+            "successive convex approximation of the exact sum rate from the GP point (reference)",
+        ),
+        "fw": (
+            "feasnet.solvers.frank_wolfe",
+            "solve",
+            "Frank-Wolfe with away steps from the interior anchor (HiGHS LP per step)",
+        ),
+        "ga": (
+            "feasnet.solvers.genetic",
+            "solve",
+            "genetic algorithm, batched in torch, feasible by repair",
+        ),
+        "global": (
+            "feasnet.solvers.global_power_control",
+            "solve",
+            "certified global optimum: branch and bound over power boxes (gap 1e-3)",
+        ),
+    },
+    "miso": {
+        "min-power": (
+            "feasnet.solvers.miso_min_power",
+            "solve",
+            "minimum-power QoS beamformers (SOCP, cvxpy + Clarabel)",
+        ),
+        "wmmse": (
+            "feasnet.solvers.wmmse",
+            "solve",
+            "WMMSE with QoS from the interior anchor, SOCP beamformer updates "
+            "(upper-bound baseline)",
+        ),
+        "wmmse-sdr": (
+            "feasnet.solvers.wmmse",
+            "solve_sdr",
+            "WMMSE with QoS, beamformer updates by semidefinite relaxation (SOCP fallback)",
+        ),
+        "global": (
+            "feasnet.solvers.global_miso",
+            "solve",
+            "certified global optimum: branch-reduce-and-bound over the rate region (gap 1e-3)",
+        ),
+    },
 }
-"""Power-control solver name -> (module, one-line description); the module's ``solve``."""
+"""Family -> solver name -> (module, function, one-line description): the one registry of
+classical solvers. A family defined outside the package adds its own entry."""
 
-MISO_SOLVERS: dict[str, tuple[str, str, str]] = {
-    "min-power": (
-        "feasnet.solvers.miso_min_power",
-        "solve",
-        "minimum-power QoS beamformers (SOCP, cvxpy + Clarabel)",
-    ),
-    "wmmse": (
-        "feasnet.solvers.wmmse",
-        "solve",
-        "WMMSE with QoS from the interior anchor, SOCP beamformer updates (upper-bound baseline)",
-    ),
-    "wmmse-sdr": (
-        "feasnet.solvers.wmmse",
-        "solve_sdr",
-        "WMMSE with QoS, beamformer updates by semidefinite relaxation (SOCP fallback)",
-    ),
-    "global": (
-        "feasnet.solvers.global_miso",
-        "solve",
-        "certified global optimum: branch-reduce-and-bound over the rate region (gap 1e-3)",
-    ),
-}
-"""MISO solver name -> (module, function, one-line description)."""
-
-FAMILIES = ("power-control", "miso")
-"""Problem families :func:`available` and :func:`solve` know."""
+SOLVERS = CLASSICAL["power-control"]
+"""The power-control solvers (a view of :data:`CLASSICAL`)."""
+MISO_SOLVERS = CLASSICAL["miso"]
+"""The MISO solvers (a view of :data:`CLASSICAL`)."""
+FAMILIES = tuple(CLASSICAL)
+"""Problem families with classical solvers."""
 
 
 def available(family: str = "power-control") -> dict[str, str]:
     """Solver names and their descriptions for ``family`` (one of :data:`FAMILIES`)."""
-    if family == "power-control":
-        return {name: desc for name, (_, desc) in SOLVERS.items()}
-    if family == "miso":
-        return {name: desc for name, (_, _, desc) in MISO_SOLVERS.items()}
-    raise ValueError(f"family: expected one of {', '.join(FAMILIES)}, got {family!r}")
+    if family not in CLASSICAL:
+        raise ValueError(f"family: expected one of {', '.join(CLASSICAL)}, got {family!r}")
+    return {name: desc for name, (_, _, desc) in CLASSICAL[family].items()}
 
 
 def family_of(instances: Any) -> str:
-    """``"power-control"`` or ``"miso"`` for a batch of instances (TypeError otherwise)."""
+    """The registry name of the family of ``instances`` (TypeError for anything else)."""
     from feasnet.problems.registry import FAMILIES as _FAMILIES
     from feasnet.problems.registry import family_of as _family_of
 
     if not any(isinstance(instances, c.instances_type) for c in _FAMILIES.values()):
         raise TypeError(
-            "instances: expected PowerControlInstances or MisoInstances, got "
-            f"{type(instances).__name__}"
+            "instances: expected the instances of a registered family "
+            f"({', '.join(_FAMILIES)}), got {type(instances).__name__}"
         )
     return _family_of(instances).family
 
@@ -127,9 +139,8 @@ def solve(
 ) -> Result:
     """Run the classical solver ``name`` (case-insensitive) on ``instances``.
 
-    The registry is chosen by the type of ``instances``: :data:`SOLVERS` for power control
-    (returns :class:`AllocationResult`), :data:`MISO_SOLVERS` for MISO beamforming (returns
-    :class:`BeamformingResult`).
+    The solver is looked up in :data:`CLASSICAL` under the family of ``instances`` (power
+    control returns :class:`AllocationResult`, MISO beamforming :class:`BeamformingResult`).
 
     Per-instance solvers (``gp``, ``sca``, MISO ``min-power``, ``wmmse``, ``wmmse-sdr``) run
     through :func:`~feasnet.solvers.parallel.solve_each`:
@@ -148,23 +159,21 @@ def solve(
     ``address`` and ``checkpoint_dir``.
     """
     key = name.lower()
-    if family_of(instances) == "miso":
-        if key not in MISO_SOLVERS:
-            raise KeyError(
-                f"method: unknown MISO solver {name!r}; choose one of {', '.join(MISO_SOLVERS)}"
-            )
-        module_name, function, _ = MISO_SOLVERS[key]
-        run = getattr(importlib.import_module(module_name), function)
-    else:
-        if key not in SOLVERS:
-            raise KeyError(f"method: unknown solver {name!r}; choose one of {', '.join(SOLVERS)}")
-        run = importlib.import_module(SOLVERS[key][0]).solve
+    family = family_of(instances)
+    registry = CLASSICAL.get(family, {})
+    if key not in registry:
+        raise KeyError(
+            f"method: unknown {family} solver {name!r}; choose one of {', '.join(registry)}"
+        )
+    module_name, function, _ = registry[key]
+    run = getattr(importlib.import_module(module_name), function)
     with executor_scope(executor, address, workers, checkpoint_dir):
         result: Result = run(instances, workers=workers, **options)
     return result
 
 
 __all__ = [
+    "CLASSICAL",
     "FAMILIES",
     "MISO_SOLVERS",
     "SOLVERS",
