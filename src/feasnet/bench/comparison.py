@@ -15,14 +15,11 @@ their base method; only the Frank-Wolfe refinement is added at inference.
 from __future__ import annotations
 
 import json
-import platform
 import shutil
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, cast
-
-import torch
 
 from feasnet.bench import report
 from feasnet.bench.runner import solve_methods
@@ -183,13 +180,7 @@ def run(
         "baseline": BASELINE,
         "rtol": rtol,
         "guard": guard,
-        "machine": {
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-            "threads": torch.get_num_threads(),
-            "workers": workers,
-        },
+        "machine": report.machine(workers),
         "results": report.metric_rows(metrics),
     }
     report.write_json(out_dir / "results.json", payload)

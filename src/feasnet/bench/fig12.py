@@ -39,7 +39,6 @@ import dataclasses
 import functools
 import itertools
 import math
-import platform
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -456,13 +455,7 @@ def run(
         "scenario": base_scenario().model_dump(mode="json"),
         "seconds": time.perf_counter() - started,
         "point_seconds": point_seconds,
-        "machine": {
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-            "threads": torch.get_num_threads(),
-            "workers": workers,
-        },
+        "machine": report.machine(workers),
         "paper_claims": list(PAPER_CLAIMS),
         "checks": measured_summary(rows),
         "results": rows,

@@ -19,14 +19,12 @@ counts as zero WSR in the mean (the mean over feasible outputs only is reported 
 from __future__ import annotations
 
 import math
-import platform
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
 from rich.markup import escape
 
 from feasnet.bench import report
@@ -229,13 +227,7 @@ def run(
         "train_config": train_config.model_dump(mode="json"),
         "scenarios": scenarios,
         "seconds": time.perf_counter() - started,
-        "machine": {
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-            "threads": torch.get_num_threads(),
-            "workers": workers,
-        },
+        "machine": report.machine(workers),
         "checks": measured_summary(sweep, rows),
         "results": rows,
     }

@@ -122,6 +122,21 @@ def _fmt(value: Any, key: str) -> str:
     return f"{value:.2f}"
 
 
+def machine(workers: int | None) -> dict[str, Any]:
+    """What a results file records about where it was measured (timings depend on it)."""
+    import platform
+
+    import torch
+
+    return {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "workers": workers,
+    }
+
+
 def cell(row: Mapping[str, Any], key: str) -> str:
     """``row[key]`` formatted, with ``± row[key + '_se']`` when that error is known and > 0."""
     text = _fmt(row.get(key), key)

@@ -21,14 +21,11 @@ The comparison that carries over is relative, learned methods against GP within 
 from __future__ import annotations
 
 import math
-import platform
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, cast
-
-import torch
 
 from feasnet import solvers
 from feasnet.atomic import atomic_path, write_text
@@ -390,13 +387,7 @@ def write_outputs(
         "baseline": BASELINE,
         "note": COMPARABILITY_NOTE,
         "paper_table2": {str(k): asdict(v) for k, v in PAPER_TABLE2.items()},
-        "machine": {
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-            "threads": torch.get_num_threads(),
-            "workers": workers,
-        },
+        "machine": report.machine(workers),
         "rows": clean,
     }
     report.write_json(out_dir / "table2.json", payload)
