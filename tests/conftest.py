@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import os
 
+import numpy as np
 import pytest
 import torch
 
@@ -21,11 +23,32 @@ def random_instances(
     min_rate: float = 2.5e6,
     cross_scale: float = 0.2,
     pathloss: bool = False,
+    feasible_only: bool = False,
 ) -> PowerControlInstances:
     """Random instances with dominant direct gains (mostly feasible).
 
-    ``pathloss=True`` scales gains to ~1e-10 and noise to ~6e-14 W as in the path-loss data.
+    ``pathloss=True`` scales gains to ~1e-10 and noise to ~6e-14 W as in the path-loss data;
+    ``feasible_only=True`` keeps only the instances :func:`minimum_power` finds feasible.
     """
+    inst = _random_instances(n, num_bs, num_channels, seed, min_rate, cross_scale, pathloss)
+    if not feasible_only:
+        return inst
+    from feasnet.problems import power_control as pc
+
+    keep = pc.minimum_power(inst).feasible.nonzero().squeeze(1)
+    assert len(keep) > 0
+    return inst[keep]
+
+
+def _random_instances(
+    n: int,
+    num_bs: int,
+    num_channels: int,
+    seed: int,
+    min_rate: float,
+    cross_scale: float,
+    pathloss: bool,
+) -> PowerControlInstances:
     g = torch.Generator().manual_seed(seed)
     gain = torch.rand(n, num_bs, num_channels, num_bs, generator=g, dtype=torch.float64)
     gain = gain * cross_scale
@@ -36,6 +59,63 @@ def random_instances(
     if pathloss:
         return PowerControlInstances.from_arrays(gain * 1e-10, 1e-3, 6.3e-14, 5e6, min_rate)
     return PowerControlInstances.from_arrays(gain * 1e-4, 1e-3, 1e-8, 5e6, min_rate)
+
+
+def pathloss_instances(
+    n: int,
+    num_bs: int,
+    num_channels: int,
+    seed: int = 0,
+    min_rate: float | np.ndarray = 2.5e6,
+    direct_log10: tuple[float, float] = (-10.0, -9.0),
+    draws_per_round: int | None = None,
+) -> PowerControlInstances:
+    """``n`` feasible path-loss-scale instances (numpy draws): cross gains ``10**U(-13, -9)``,
+    direct gains ``10**U(*direct_log10)``, noise 6.3e-14 W, Pmax 1 mW, W 5 MHz.
+
+    Candidates are drawn ``draws_per_round`` at a time (default ``4 n``) and kept in order
+    while :func:`minimum_power` finds them feasible; ``min_rate`` [bit/s] is a scalar or
+    ``(n, B, Q)`` (candidate for slot ``i`` is checked against ``min_rate[i]``)."""
+    from feasnet.problems import power_control as pc
+
+    pmax, noise, bandwidth = 1e-3, 6.3e-14, 5e6
+    rng = np.random.default_rng(seed)
+    targets = np.broadcast_to(np.asarray(min_rate, dtype=np.float64), (n, num_bs, num_channels))
+    draws = 4 * n if draws_per_round is None else draws_per_round
+    low, high = direct_log10
+    kept: list[np.ndarray] = []
+    while len(kept) < n:
+        gain = 10.0 ** rng.uniform(-13.0, -9.0, size=(draws, num_bs, num_channels, num_bs))
+        direct = 10.0 ** rng.uniform(low, high, size=(draws, num_bs, num_channels))
+        for b in range(num_bs):
+            gain[:, b, :, b] = direct[:, b, :]
+        for one_gain in gain:
+            if len(kept) == n:
+                break
+            one = PowerControlInstances.from_arrays(
+                one_gain[None], pmax, noise, bandwidth, targets[len(kept)][None]
+            )
+            if bool(pc.minimum_power(one).feasible[0]):
+                kept.append(one_gain)
+    return PowerControlInstances.from_arrays(np.stack(kept), pmax, noise, bandwidth, targets)
+
+
+def varied_power_control_instances(
+    n: int = 40, num_bs: int = 3, num_channels: int = 2, seed: int = 2
+) -> PowerControlInstances:
+    """Path-loss-scale instances whose every field varies across instances (so that slicing
+    errors show): Pmax 1..2 mW, noise 6..7e-14 W, rate targets ``U(0, 1e6)`` bit/s."""
+    inst = random_instances(n, num_bs, num_channels, seed=seed, pathloss=True)
+    targets = torch.rand(
+        n, num_bs, num_channels, generator=torch.Generator().manual_seed(0), dtype=torch.float64
+    )
+    return PowerControlInstances.from_arrays(
+        inst.gain,
+        torch.linspace(1e-3, 2e-3, n, dtype=torch.float64),
+        torch.linspace(6e-14, 7e-14, n, dtype=torch.float64),
+        5e6,
+        targets * 1e6,
+    )
 
 
 @pytest.fixture
@@ -52,6 +132,67 @@ def random_miso_instances(
     channel = torch.randn(n, users, antennas, dtype=torch.complex128, generator=g)
     weights = 0.5 + torch.rand(n, users, generator=g, dtype=torch.float64)
     return MisoInstances.from_arrays(channel, 1.0, 0.1, 0.5, 0.05, gamma, weights)
+
+
+def snr_miso_instances(
+    n: int,
+    antennas: int = 4,
+    users: int = 2,
+    seed: int = 0,
+    gamma_db: tuple[float, float] = (0.0, 10.0),
+    gamma_log10_max: float | None = None,
+    pmax: float = 1.0,
+    circuit_power: float = 0.1,
+    efficiency: float = 0.5,
+    noise: float = 1e-3,
+    random_weights: bool = True,
+    normalized: bool = False,
+) -> MisoInstances:
+    """Feasible MISO instances from complex Gaussian channels at SNR ``U(0, 30)`` dB (per
+    instance, relative to ``efficiency * (pmax - circuit_power) / noise``), SINR targets
+    ``U(*gamma_db)`` dB (``10**U(0, gamma_log10_max)`` when that is given), weights
+    ``U(0.5, 1.5)`` (or 1 when not ``random_weights``); ``normalized=True`` returns
+    :func:`miso.normalized_instances` of them."""
+    from feasnet.problems import miso
+
+    g = torch.Generator().manual_seed(seed)
+    shape = (n, users, antennas)
+    h = torch.complex(
+        torch.randn(shape, generator=g, dtype=torch.float64),
+        torch.randn(shape, generator=g, dtype=torch.float64),
+    ) / math.sqrt(2)
+    snr = 10 ** (3 * torch.rand(n, 1, 1, generator=g, dtype=torch.float64))
+    h = h * torch.sqrt(snr * noise / (efficiency * (pmax - circuit_power)))
+    u = torch.rand(n, users, generator=g, dtype=torch.float64)
+    if gamma_log10_max is not None:
+        gamma = 10 ** (u * gamma_log10_max)
+    else:
+        low, high = gamma_db
+        gamma = 10 ** ((low + (high - low) * u) / 10)
+    weights = (
+        0.5 + torch.rand(n, users, generator=g, dtype=torch.float64) if random_weights else 1.0
+    )
+    inst = MisoInstances.from_arrays(h, pmax, circuit_power, efficiency, noise, gamma, weights)
+    keep = miso.minimum_power(inst).feasible.nonzero().squeeze(1)
+    assert len(keep) > n // 2
+    return miso.normalized_instances(inst[keep]) if normalized else inst[keep]
+
+
+def varied_miso_instances(
+    n: int = 20, users: int = 2, antennas: int = 4, seed: int = 0
+) -> MisoInstances:
+    """MISO instances whose every field varies across instances and users."""
+    rng = np.random.default_rng(seed)
+    h = rng.standard_normal((n, users, antennas)) + 1j * rng.standard_normal((n, users, antennas))
+    return MisoInstances.from_arrays(
+        h * 1e-5,
+        rng.uniform(1, 2, n),
+        rng.uniform(0, 0.5, n),
+        rng.uniform(0.3, 1, n),
+        rng.uniform(1e-12, 2e-12, n),
+        rng.uniform(0, 2, (n, users)),
+        rng.uniform(0.5, 1.5, (n, users)),
+    )
 
 
 def energy_efficiency_instances(

@@ -37,7 +37,7 @@ from feasnet.data import (
 from feasnet.problems import miso
 from feasnet.problems.instances import PowerControlInstances
 from feasnet.problems.miso import MisoInstances
-from tests.conftest import random_instances
+from tests.conftest import random_instances, varied_miso_instances
 
 SMALL = get_preset("miso-small")  # Nt=4, K=2
 FIELDS = ("channel", "pmax", "circuit_power", "efficiency", "noise", "sinr_min", "weights")
@@ -47,21 +47,6 @@ STATS = GenerationStats(num_samples=20, drawn=25, rejected=5, seconds=0.1)
 def assert_same(a: MisoInstances, b: MisoInstances) -> None:
     for name in FIELDS:
         assert torch.equal(getattr(a, name), getattr(b, name)), name
-
-
-def varied_instances(n: int = 20, k: int = 2, nt: int = 4) -> MisoInstances:
-    """Instances whose every field varies across instances and users."""
-    rng = np.random.default_rng(0)
-    h = rng.standard_normal((n, k, nt)) + 1j * rng.standard_normal((n, k, nt))
-    return MisoInstances.from_arrays(
-        h * 1e-5,
-        rng.uniform(1, 2, n),
-        rng.uniform(0, 0.5, n),
-        rng.uniform(0.3, 1, n),
-        rng.uniform(1e-12, 2e-12, n),
-        rng.uniform(0, 2, (n, k)),
-        rng.uniform(0.5, 1.5, (n, k)),
-    )
 
 
 # ---------------------------------------------------------------------------- presets
@@ -166,14 +151,14 @@ def test_impossible_targets_raise() -> None:
     hopeless = SMALL.with_overrides(snr_db=-40.0)
     with pytest.raises(GenerationError, match=r"acceptance rate 0\.000%.*sinr_min_db"):
         generate(hopeless, 10, seed=0, batch_size=100, max_draw_factor=20)
-    imported = imported_miso_scenario(varied_instances(), "mine")
+    imported = imported_miso_scenario(varied_miso_instances(), "mine")
     with pytest.raises(ValueError, match="imported channels cannot be drawn"):
         generate(imported, 5)
 
 
 # ---------------------------------------------------------------------------- HDF5
 def test_hdf5_round_trip_with_empty_validation(tmp_path: Path) -> None:
-    inst = varied_instances(20)
+    inst = varied_miso_instances(20)
     scenario = SMALL.with_overrides(num_samples=20)
     path = tmp_path / "miso.h5"
     info = write_dataset(path, inst, scenario, seed=3, stats=STATS)  # default splits 7:0:3
@@ -201,7 +186,7 @@ def test_hdf5_round_trip_with_empty_validation(tmp_path: Path) -> None:
 
 def test_hdf5_custom_splits_and_power_control_family(tmp_path: Path) -> None:
     path = tmp_path / "m.h5"
-    info = write_dataset(path, varied_instances(20), SMALL, 0, None, splits=(0.5, 0.25, 0.25))
+    info = write_dataset(path, varied_miso_instances(20), SMALL, 0, None, splits=(0.5, 0.25, 0.25))
     assert info.split_sizes == {"train": 10, "validation": 5, "test": 5}
     assert len(read_dataset(path, "validation")[0]) == 5
     # Power control keeps its own marker and defaults; an empty validation works there too.
@@ -218,17 +203,19 @@ def test_hdf5_custom_splits_and_power_control_family(tmp_path: Path) -> None:
 
 def test_hdf5_mismatches_and_bad_data(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="K=3, Nt=5 do not match"):
-        write_dataset(tmp_path / "x.h5", varied_instances(20, 3, 5), SMALL, 0, None)
+        write_dataset(tmp_path / "x.h5", varied_miso_instances(20, 3, 5), SMALL, 0, None)
     with pytest.raises(ValueError, match="MISO instances do not match power-control"):
-        write_dataset(tmp_path / "x.h5", varied_instances(20), get_preset("small"), 0, None)
+        write_dataset(tmp_path / "x.h5", varied_miso_instances(20), get_preset("small"), 0, None)
     with pytest.raises(ValueError, match="power-control instances do not match MISO"):
         pc = random_instances(20, 2, 4, seed=0)
         write_dataset(tmp_path / "x.h5", pc, SMALL, 0, None)
     with pytest.raises(ValueError, match="validation >= 0"):
-        write_dataset(tmp_path / "x.h5", varied_instances(20), SMALL, 0, None, (0.8, -0.1, 0.3))
+        write_dataset(
+            tmp_path / "x.h5", varied_miso_instances(20), SMALL, 0, None, (0.8, -0.1, 0.3)
+        )
     assert not (tmp_path / "x.h5").exists()
     path = tmp_path / "bad.h5"
-    write_dataset(path, varied_instances(20), SMALL, 0, None)
+    write_dataset(path, varied_miso_instances(20), SMALL, 0, None)
     with h5py.File(path, "r+") as f:
         f["test/eta"][0] = 1.5
     with pytest.raises(DatasetFileError, match=r"bad\.h5: split 'test': eta: must be <= 1"):
@@ -247,13 +234,13 @@ def write_npz(path: Path, arrays: dict[str, Any]) -> Path:
 
 
 def valid_arrays(n: int = 5, k: int = 2, nt: int = 4) -> dict[str, Any]:
-    h = varied_instances(n, k, nt).channel.numpy()
+    h = varied_miso_instances(n, k, nt).channel.numpy()
     return {"H": h, "pmax": 1.0, "pc": 0.1, "eta": 0.5, "noise": 1e-12, "sinr_min": 1.0,
             "weights": 1.0}  # fmt: skip
 
 
 def test_npz_round_trip(tmp_path: Path) -> None:
-    inst = varied_instances(6)
+    inst = varied_miso_instances(6)
     path = save_npz(tmp_path / "full.npz", inst)
     with np.load(path) as archive:
         assert set(archive.files) == set(MISO_REQUIRED_KEYS)
@@ -345,7 +332,7 @@ def test_npz_bad_input_names_the_key(tmp_path: Path, case: str) -> None:
 
 def test_imported_scenario_records_the_data() -> None:
     inst = MisoInstances.from_arrays(
-        varied_instances(4).channel, 1.0, 0.1, 0.5, SMALL.noise_power, 2.0, 1.0
+        varied_miso_instances(4).channel, 1.0, 0.1, 0.5, SMALL.noise_power, 2.0, 1.0
     )
     s = imported_miso_scenario(inst, "imported-mine")
     assert (s.kind, s.num_users, s.num_antennas, s.num_samples, s.weights) == (

@@ -19,27 +19,15 @@ from feasnet.data.storage import (
     write_dataset,
 )
 from feasnet.problems.instances import PowerControlInstances
-from tests.conftest import random_instances
+from tests.conftest import varied_power_control_instances
 
 SCENARIO = get_preset("small")  # B=3, Q=2
 STATS = GenerationStats(num_samples=40, drawn=130, rejected=90, seconds=0.1)
 
 
-def make_instances(n: int = 40) -> PowerControlInstances:
-    inst = random_instances(n, 3, 2, seed=2, pathloss=True)
-    # Vary every field across instances so that slicing errors would show.
-    return PowerControlInstances.from_arrays(
-        inst.gain,
-        torch.linspace(1e-3, 2e-3, n, dtype=torch.float64),
-        torch.linspace(6e-14, 7e-14, n, dtype=torch.float64),
-        5e6,
-        torch.rand(n, 3, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64) * 1e6,
-    )
-
-
 @pytest.fixture
 def dataset(tmp_path: Path) -> tuple[Path, PowerControlInstances]:
-    inst = make_instances()
+    inst = varied_power_control_instances()
     path = tmp_path / "set.h5"
     write_dataset(path, inst, SCENARIO, seed=7, stats=STATS)
     return path, inst
@@ -87,7 +75,9 @@ def test_root_attributes(dataset: tuple[Path, PowerControlInstances]) -> None:
 def test_without_stats_and_seed(tmp_path: Path) -> None:
     path = tmp_path / "plain.h5"
     splits = (0.5, 0.25, 0.25)
-    write_dataset(path, make_instances(20), SCENARIO, seed=None, stats=None, splits=splits)
+    write_dataset(
+        path, varied_power_control_instances(20), SCENARIO, seed=None, stats=None, splits=splits
+    )
     info = read_info(path)
     assert (info.seed, info.drawn, info.rejected) == (None, None, None)
     assert info.split_sizes == {"train": 10, "validation": 5, "test": 5}
@@ -105,20 +95,24 @@ def test_without_stats_and_seed(tmp_path: Path) -> None:
 )
 def test_invalid_splits(tmp_path: Path, splits: tuple[float, ...], message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        write_dataset(tmp_path / "x.h5", make_instances(), SCENARIO, 0, STATS, splits=splits)
+        write_dataset(
+            tmp_path / "x.h5", varied_power_control_instances(), SCENARIO, 0, STATS, splits=splits
+        )
     assert not (tmp_path / "x.h5").exists()
 
 
 def test_too_few_instances_and_wrong_scenario(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="too few"):
-        write_dataset(tmp_path / "x.h5", make_instances(5), SCENARIO, 0, STATS)
+        write_dataset(tmp_path / "x.h5", varied_power_control_instances(5), SCENARIO, 0, STATS)
     with pytest.raises(ValueError, match="do not match scenario"):
-        write_dataset(tmp_path / "x.h5", make_instances(), get_preset("table2-3"), 0, STATS)
+        write_dataset(
+            tmp_path / "x.h5", varied_power_control_instances(), get_preset("table2-3"), 0, STATS
+        )
 
 
 def test_write_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "set.h5"
-    write_dataset(path, make_instances(), SCENARIO, seed=1, stats=STATS)
+    write_dataset(path, varied_power_control_instances(), SCENARIO, seed=1, stats=STATS)
     before = path.read_bytes()
 
     def broken(*args: object, **kwargs: object) -> None:
@@ -126,7 +120,7 @@ def test_write_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
 
     monkeypatch.setattr(h5py.Group, "create_dataset", broken)
     with pytest.raises(OSError, match="disk full"):
-        write_dataset(path, make_instances(), SCENARIO, seed=2, stats=STATS)
+        write_dataset(path, varied_power_control_instances(), SCENARIO, seed=2, stats=STATS)
     assert path.read_bytes() == before  # old file untouched
     assert [p.name for p in tmp_path.iterdir()] == ["set.h5"]  # no temporary left behind
 

@@ -25,16 +25,6 @@ def depnet_layer(**options: object) -> CorrectionLayer:
     return CorrectionLayer(PowerControlProblem(), CorrectionConfig(**options))  # type: ignore[arg-type]
 
 
-def feasible_instances(
-    n: int, num_bs: int, num_channels: int, seed: int = 0, min_rate: float = 2.5e6
-) -> PowerControlInstances:
-    """Path-loss-scale instances, keeping only the feasible ones."""
-    inst = random_instances(n, num_bs, num_channels, seed=seed, min_rate=min_rate, pathloss=True)
-    keep = pc.minimum_power(inst).feasible.nonzero().squeeze(1)
-    assert len(keep) > 0
-    return inst[keep]
-
-
 def uniform_raw(inst: PowerControlInstances, seed: int = 0, low: float = 0.0, high: float = 1.0):
     g = torch.Generator().manual_seed(seed)
     shape = (len(inst), inst.num_bs, inst.num_channels)
@@ -48,14 +38,14 @@ def feasible(x: torch.Tensor, inst: PowerControlInstances) -> torch.Tensor:
 
 # ----------------------------------------------------------------------------- correction
 def test_correction_gradcheck_training_mode() -> None:
-    inst = feasible_instances(4, 2, 2, seed=1)
+    inst = random_instances(4, 2, 2, seed=1, pathloss=True, feasible_only=True)
     raw = uniform_raw(inst, seed=2, low=0.05, high=0.95).requires_grad_()
     layer = depnet_layer(train_steps=3).train()
     assert torch.autograd.gradcheck(lambda r: layer(r, inst), (raw,))
 
 
 def test_correction_gradcheck_newton_steps() -> None:
-    inst = feasible_instances(4, 2, 2, seed=3)
+    inst = random_instances(4, 2, 2, seed=3, pathloss=True, feasible_only=True)
     cons = pc.linear_constraints(inst)
     x = pc.to_vector(uniform_raw(inst, seed=4, low=0.05, high=0.95)).requires_grad_()
 
@@ -70,7 +60,7 @@ def test_correction_gradcheck_newton_steps() -> None:
 
 def test_newton_reaches_feasibility_where_gradient_descent_does_not() -> None:
     # the paper's Fig. 11 behaviour on a small case: same budget of 10 steps
-    inst = feasible_instances(64, 4, 3, seed=3)
+    inst = random_instances(64, 4, 3, seed=3, pathloss=True, feasible_only=True)
     raw = uniform_raw(inst, seed=0)
     cons = pc.linear_constraints(inst)
     x0 = pc.to_vector(raw)
@@ -86,7 +76,7 @@ def test_newton_reaches_feasibility_where_gradient_descent_does_not() -> None:
 
 
 def test_newton_decreases_violation_monotonically_on_a_small_case() -> None:
-    inst = feasible_instances(32, 3, 2, seed=5)
+    inst = random_instances(32, 3, 2, seed=5, pathloss=True, feasible_only=True)
     cons = pc.linear_constraints(inst)
     trace: list[torch.Tensor] = []
     correct(pc.to_vector(uniform_raw(inst, seed=1)), cons, 8, "newton", trace=trace)
@@ -119,7 +109,7 @@ def test_bound_aware_newton_escapes_where_the_plain_clamp_stalls() -> None:
 
 
 def test_margin_makes_the_result_strictly_feasible() -> None:
-    inst = feasible_instances(64, 4, 3, seed=7)
+    inst = random_instances(64, 4, 3, seed=7, pathloss=True, feasible_only=True)
     cons = pc.linear_constraints(inst)
     x = correct(pc.to_vector(uniform_raw(inst, seed=3)), cons, 100, "newton", early_exit=True)
     # every row holds with room to spare on the original constraints, not just up to rounding
@@ -130,7 +120,7 @@ def test_margin_makes_the_result_strictly_feasible() -> None:
 
 
 def test_float32_input_gives_feasible_float32_output() -> None:
-    inst = feasible_instances(64, 4, 3, seed=8)
+    inst = random_instances(64, 4, 3, seed=8, pathloss=True, feasible_only=True)
     raw = uniform_raw(inst, seed=5).float()
     out = depnet_layer().eval()(raw, inst.to(torch.float32))
     assert out.dtype == torch.float32
@@ -138,7 +128,7 @@ def test_float32_input_gives_feasible_float32_output() -> None:
 
 
 def test_early_exit_freezes_samples_and_is_batch_independent() -> None:
-    inst = feasible_instances(16, 3, 2, seed=9)
+    inst = random_instances(16, 3, 2, seed=9, pathloss=True, feasible_only=True)
     raw = uniform_raw(inst, seed=7)
     anchor = pc.interior_anchor(inst) / inst.pmax[:, None, None]
     raw[:4] = anchor[:4]  # already feasible: must come back unchanged
@@ -150,7 +140,7 @@ def test_early_exit_freezes_samples_and_is_batch_independent() -> None:
 
 
 def test_training_mode_runs_a_fixed_number_of_gradient_steps() -> None:
-    inst = feasible_instances(8, 3, 2, seed=2)
+    inst = random_instances(8, 3, 2, seed=2, pathloss=True, feasible_only=True)
     raw = uniform_raw(inst, seed=1)
     layer = depnet_layer(train_steps=5).train()
     expected = correct(pc.to_vector(raw), pc.linear_constraints(inst), 5, "gradient")
@@ -164,7 +154,7 @@ def test_training_mode_runs_a_fixed_number_of_gradient_steps() -> None:
 
 def test_equilibrated_rows_keep_the_polytope_and_tame_the_unrolled_jacobian() -> None:
     # strong interference from BS 2 (gains scaled 100x): QoS rows with entries up to ~8
-    inst = feasible_instances(64, 3, 2, seed=4)
+    inst = random_instances(64, 3, 2, seed=4, pathloss=True, feasible_only=True)
     boost = torch.tensor([1.0, 1.0, 100.0], dtype=torch.float64)  # scales H[., ., c]
     inst = PowerControlInstances(
         inst.gain * boost, inst.pmax, inst.noise, inst.bandwidth, inst.min_rate
@@ -190,7 +180,7 @@ def test_correction_rejects_bad_arguments() -> None:
         depnet_layer(test_mode="bfgs")
     with pytest.raises(ValueError, match="momentum"):
         depnet_layer(momentum=1.0)
-    inst = feasible_instances(2, 2, 2)
+    inst = random_instances(2, 2, 2, pathloss=True, feasible_only=True)
     with pytest.raises(ValueError, match="steps"):
         correct(torch.zeros(2, 4, dtype=torch.float64), pc.linear_constraints(inst), -1)
 
@@ -200,7 +190,7 @@ def test_correction_rejects_bad_arguments() -> None:
 
 # ----------------------------------------------------------------------------- guard
 def test_guard_makes_every_output_feasible_and_counts() -> None:
-    inst = feasible_instances(64, 4, 3, seed=11)
+    inst = random_instances(64, 4, 3, seed=11, pathloss=True, feasible_only=True)
     raw = uniform_raw(inst, seed=4, low=-0.1, high=0.8)
     corrected = correct(pc.to_vector(raw), pc.linear_constraints(inst), 100, early_exit=True)
     raw[:32] = pc.to_matrix(corrected, 4, 3)[:32]  # half feasible, half (mostly) not
@@ -219,7 +209,7 @@ def test_guard_makes_every_output_feasible_and_counts() -> None:
 
 
 def test_guard_handles_float32_and_nonfinite_candidates() -> None:
-    inst = feasible_instances(16, 3, 2, seed=12)
+    inst = random_instances(16, 3, 2, seed=12, pathloss=True, feasible_only=True)
     raw = uniform_raw(inst, seed=6).float()
     raw[0, 0, 0] = float("nan")
     raw[1] = -1.0
@@ -230,7 +220,7 @@ def test_guard_handles_float32_and_nonfinite_candidates() -> None:
 
 
 def test_guard_flags_instances_without_a_feasible_point() -> None:
-    good = feasible_instances(3, 2, 2, seed=1)
+    good = random_instances(3, 2, 2, seed=1, pathloss=True, feasible_only=True)
     bad = random_instances(1, 2, 2, seed=1, min_rate=5e7, pathloss=True)  # unreachable targets
     assert not pc.minimum_power(bad).feasible.any()
     inst = PowerControlInstances.concatenate([good, bad])

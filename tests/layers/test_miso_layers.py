@@ -19,28 +19,7 @@ from feasnet.layers.hop import HopConfig, HopLayer
 from feasnet.problems import miso
 from feasnet.problems.miso import MisoInstances
 from feasnet.problems.miso_problem import MisoProblem
-
-
-def miso_instances(
-    n: int, nt: int = 4, k: int = 2, seed: int = 0, gamma_db: tuple[float, float] = (0.0, 10.0)
-) -> MisoInstances:
-    """Random complex Gaussian channels, SNR 0..30 dB, physical units; feasible ones only."""
-    g = torch.Generator().manual_seed(seed)
-    shape = (n, k, nt)
-    h = torch.complex(
-        torch.randn(shape, generator=g, dtype=torch.float64),
-        torch.randn(shape, generator=g, dtype=torch.float64),
-    ) / math.sqrt(2)
-    snr = 10 ** (3 * torch.rand(n, 1, 1, generator=g, dtype=torch.float64))
-    noise, pmax, pc, eta = 1e-3, 1.0, 0.1, 0.5
-    h = h * torch.sqrt(snr * noise / (eta * (pmax - pc)))
-    low, high = gamma_db
-    gamma = 10 ** ((low + (high - low) * torch.rand(n, k, generator=g, dtype=torch.float64)) / 10)
-    weights = 0.5 + torch.rand(n, k, generator=g, dtype=torch.float64)
-    inst = MisoInstances.from_arrays(h, pmax, pc, eta, noise, gamma, weights)
-    keep = miso.minimum_power(inst).feasible.nonzero().squeeze(1)
-    assert len(keep) > n // 2
-    return inst[keep]
+from tests.conftest import snr_miso_instances
 
 
 def random_beams(inst: MisoInstances, scale: float = 1.0, seed: int = 0) -> torch.Tensor:
@@ -54,7 +33,7 @@ def random_beams(inst: MisoInstances, scale: float = 1.0, seed: int = 0) -> torc
 # ----------------------------------------------------------------------------- jacobians
 @pytest.mark.parametrize("rows", [constraint_jacobian, cone_rows])
 def test_closed_form_gradients_match_autograd(rows) -> None:
-    inst = miso_instances(6, 4, 3, seed=1)
+    inst = snr_miso_instances(6, 4, 3, seed=1)
     v = random_beams(inst, 0.2, seed=1).requires_grad_()
     values, jac = rows(v, inst)
     if rows is constraint_jacobian:
@@ -82,7 +61,7 @@ def hop_layer(direction: str = "raw") -> HopLayer:
 
 
 def test_hop_lands_strictly_inside_for_any_direction() -> None:
-    inst = miso_instances(64, 4, 2, seed=2)
+    inst = snr_miso_instances(64, 4, 2, seed=2)
     problem = MisoProblem()
     anchor = problem.anchor(inst)
     layer = hop_layer()
@@ -106,7 +85,7 @@ def test_hop_lands_strictly_inside_for_any_direction() -> None:
 
 
 def test_hop_radius_to_one_approaches_the_boundary() -> None:
-    inst = miso_instances(32, 4, 2, seed=7)
+    inst = snr_miso_instances(32, 4, 2, seed=7)
     problem = MisoProblem()
     direction = random_beams(inst, 1.0, seed=8)
     worst = []
@@ -119,7 +98,7 @@ def test_hop_radius_to_one_approaches_the_boundary() -> None:
 
 # ----------------------------------------------------------------------------- DC3
 def test_dc3_eval_reaches_tolerance_from_poor_starts() -> None:
-    inst = miso_instances(200, 6, 3, seed=11, gamma_db=(0.0, 12.0))
+    inst = snr_miso_instances(200, 6, 3, seed=11, gamma_db=(0.0, 12.0))
     norm = miso.normalized_instances(inst)
     layer = DC3Correction().eval()
     for scale in (3.0, 0.1, 1e-3):
@@ -136,7 +115,7 @@ def test_dc3_eval_reaches_tolerance_from_poor_starts() -> None:
 
 
 def test_dc3_violation_never_increases_and_feasible_starts_are_kept() -> None:
-    inst = miso.normalized_instances(miso_instances(64, 4, 2, seed=14))
+    inst = miso.normalized_instances(snr_miso_instances(64, 4, 2, seed=14))
     start = random_beams(inst, 0.5, seed=15)
     trace: list[torch.Tensor] = []
     _, info = correct_to_tolerance(start, inst, 1e-7, trace=trace)
@@ -150,7 +129,7 @@ def test_dc3_violation_never_increases_and_feasible_starts_are_kept() -> None:
 
 
 def test_dc3_training_mode_is_unrolled_and_reduces_violation() -> None:
-    inst = miso.normalized_instances(miso_instances(64, 4, 2, seed=16))
+    inst = miso.normalized_instances(snr_miso_instances(64, 4, 2, seed=16))
     start = random_beams(inst, 0.3, seed=17).requires_grad_()
     layer = DC3Correction(train_steps=5).train()
     out = layer(start, inst)
@@ -171,7 +150,7 @@ def test_dc3_training_mode_is_unrolled_and_reduces_violation() -> None:
 
 
 def test_dc3_gradcheck_training_steps() -> None:
-    inst = miso.normalized_instances(miso_instances(3, 3, 2, seed=18))
+    inst = miso.normalized_instances(snr_miso_instances(3, 3, 2, seed=18))
     start = random_beams(inst, 0.4, seed=19).requires_grad_()
     layer = DC3Correction(train_steps=2).train()
     assert torch.autograd.gradcheck(lambda v: layer(v, inst), (start,))
@@ -187,7 +166,7 @@ def test_dc3_rejects_bad_arguments() -> None:
 # ----------------------------------------------------------------------------- guard
 # (feasibility, dtype, NaN rows and gradcheck of the guard: tests/layers/test_conformance.py)
 def test_miso_guard_repairs_and_leaves_feasible_beams_alone() -> None:
-    inst = miso_instances(64, 4, 2, seed=22)
+    inst = snr_miso_instances(64, 4, 2, seed=22)
     problem = MisoProblem()
     anchor = problem.anchor(inst)  # normalized beams (units of sqrt(budget))
     beams = random_beams(inst, 0.1, seed=23)
@@ -206,7 +185,7 @@ def test_miso_guard_repairs_and_leaves_feasible_beams_alone() -> None:
 
 
 def test_miso_guard_flags_infeasible_instances() -> None:
-    good = miso_instances(3, 3, 2, seed=25)
+    good = snr_miso_instances(3, 3, 2, seed=25)
     bad = MisoInstances.from_arrays(
         good.channel[:1], 1.0, 0.1, 0.5, 1e-3, 1e6, 1.0
     )  # targets far beyond the budget

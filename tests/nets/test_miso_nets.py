@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 
 import pytest
 import torch
@@ -12,28 +11,23 @@ from feasnet.layers.hop import HopConfig, HopLayer
 from feasnet.nets.miso_mlp import MisoMLP, miso_features, to_unit_ball
 from feasnet.nets.unfolded_wmmse import UnfoldedWMMSE, mrt_beams, wmmse_layer
 from feasnet.problems import miso
-from feasnet.problems.miso import MisoInstances
 from feasnet.problems.miso_problem import MisoProblem
+from tests.conftest import snr_miso_instances
 
-
-def miso_instances(n: int, nt: int = 4, k: int = 2, seed: int = 0) -> MisoInstances:
-    """Normalized feasible instances from complex Gaussian channels, SNR 0..30 dB."""
-    g = torch.Generator().manual_seed(seed)
-    shape = (n, k, nt)
-    h = torch.complex(
-        torch.randn(shape, generator=g, dtype=torch.float64),
-        torch.randn(shape, generator=g, dtype=torch.float64),
-    ) / math.sqrt(2)
-    h = h * torch.sqrt(10 ** (3 * torch.rand(n, 1, 1, generator=g, dtype=torch.float64)))
-    gamma = 10 ** (torch.rand(n, k, generator=g, dtype=torch.float64) * 0.8)
-    inst = MisoInstances.from_arrays(h, 1.0, 0.0, 1.0, 1.0, gamma, 1.0)
-    keep = miso.minimum_power(inst).feasible.nonzero().squeeze(1)
-    return miso.normalized_instances(inst[keep])
+# Normalized units: pc 0, eta 1, noise 1, SINR targets 10**U(0, 0.8), unit weights.
+UNIT_MISO: dict = dict(
+    gamma_log10_max=0.8,
+    circuit_power=0.0,
+    efficiency=1.0,
+    noise=1.0,
+    random_weights=False,
+    normalized=True,
+)
 
 
 def test_mlp_shapes_dtypes_and_unit_ball() -> None:
     torch.manual_seed(0)
-    inst = miso_instances(32, 5, 3)
+    inst = snr_miso_instances(32, 5, 3, **UNIT_MISO)
     net = MisoMLP(5, 3, hidden=(32, 32), extra_outputs=2)
     beams, extra = net(inst)
     assert beams.shape == (len(inst), 5, 3) and beams.dtype == torch.complex64
@@ -44,11 +38,11 @@ def test_mlp_shapes_dtypes_and_unit_ball() -> None:
     assert beams64.dtype == torch.complex128 and extra64.shape == (1, 2)
     assert MisoMLP(5, 3, hidden=(8,))(inst)[1].shape == (len(inst), 0)
     with pytest.raises(ValueError, match="Nt, K"):
-        net(miso_instances(4, 4, 2))
+        net(snr_miso_instances(4, 4, 2, **UNIT_MISO))
 
 
 def test_features_ignore_per_user_channel_phases() -> None:
-    inst = miso_instances(8, 4, 2, seed=1)
+    inst = snr_miso_instances(8, 4, 2, seed=1, **UNIT_MISO)
     phase = torch.exp(1j * torch.rand(len(inst), 2, 1, dtype=torch.float64) * 6.0)
     rotated = dataclasses.replace(inst, channel=inst.channel * phase)
     torch.testing.assert_close(miso_features(inst), miso_features(rotated))
@@ -61,7 +55,7 @@ def test_features_ignore_per_user_channel_phases() -> None:
 
 
 def test_unfolded_wmmse_shapes_budget_and_improvement() -> None:
-    inst = miso_instances(64, 6, 3, seed=2)
+    inst = snr_miso_instances(64, 6, 3, seed=2, **UNIT_MISO)
     net = UnfoldedWMMSE(6, 3, num_layers=3, extra_outputs=1)
     beams, extra = net(inst)
     assert beams.shape == (len(inst), 6, 3) and beams.dtype == torch.complex128
@@ -77,7 +71,7 @@ def test_unfolded_wmmse_shapes_budget_and_improvement() -> None:
 
 
 def test_unfolded_layer_gradcheck() -> None:
-    inst = miso_instances(6, 3, 2, seed=3)[:3]
+    inst = snr_miso_instances(6, 3, 2, seed=3, **UNIT_MISO)[:3]
     v0 = mrt_beams(inst).requires_grad_()
     log_mu = torch.tensor(0.3, dtype=torch.float64, requires_grad=True)
     scale = torch.tensor([0.1, -0.2], dtype=torch.float64, requires_grad=True)
@@ -86,7 +80,7 @@ def test_unfolded_layer_gradcheck() -> None:
 
 def test_mlp_with_hop_learns_beyond_the_anchor() -> None:
     torch.manual_seed(0)
-    inst = miso_instances(96, 4, 2, seed=4)[:64]
+    inst = snr_miso_instances(96, 4, 2, seed=4, **UNIT_MISO)[:64]
     problem = MisoProblem()
     anchor = problem.anchor(inst)
     net = MisoMLP(4, 2, hidden=(64, 64), extra_outputs=1)

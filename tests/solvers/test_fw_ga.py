@@ -14,38 +14,14 @@ from feasnet.problems import power_control as pc
 from feasnet.problems.instances import PowerControlInstances
 from feasnet.solvers import frank_wolfe, genetic, min_power
 from feasnet.solvers._population import RayRepair, sum_rate_many, to_normalized
+from tests.conftest import pathloss_instances
 
 PMAX = 1e-3  # W
 NOISE = 6.3e-14  # W
 BANDWIDTH = 5e6  # Hz
-MIN_RATE = 2.5e6  # bit/s
 
 
 # ---------------------------------------------------------------------------- factories
-def path_loss_gains(rng: np.random.Generator, n: int, b: int, q: int) -> np.ndarray:
-    """``(n, B, Q, B)`` gains: cross gains ``10**U(-13, -9)``, direct gains ``10**U(-10, -9)``."""
-    gain = 10.0 ** rng.uniform(-13.0, -9.0, size=(n, b, q, b))
-    direct = 10.0 ** rng.uniform(-10.0, -9.0, size=(n, b, q))
-    for k in range(b):
-        gain[:, k, :, k] = direct[:, k, :]
-    return gain
-
-
-def feasible_instances(
-    n: int, b: int, q: int, seed: int = 0, min_rate: float = MIN_RATE
-) -> PowerControlInstances:
-    """``n`` path-loss instances that :func:`minimum_power` finds feasible."""
-    rng = np.random.default_rng(seed)
-    parts: list[PowerControlInstances] = []
-    found = 0
-    while found < n:
-        batch = PowerControlInstances.from_arrays(
-            path_loss_gains(rng, 4 * n, b, q), PMAX, NOISE, BANDWIDTH, min_rate
-        )
-        keep = torch.nonzero(pc.minimum_power(batch).feasible).flatten()[: n - found]
-        parts.append(batch[keep])
-        found += len(keep)
-    return PowerControlInstances.concatenate(parts)
 
 
 def with_infeasible(instances: PowerControlInstances, position: int) -> PowerControlInstances:
@@ -90,7 +66,7 @@ def two_user_optimum(instances: PowerControlInstances, points: int = 20001) -> t
 
 # ---------------------------------------------------------------------------- helpers
 def test_sum_rate_many_matches_sum_rate() -> None:
-    inst = feasible_instances(5, 3, 2, seed=1)
+    inst = pathloss_instances(5, 3, 2, seed=1)
     power = pc.interior_anchor(inst, fraction=0.3)
     x = to_normalized(power, inst)[:, None, :].repeat(1, 3, 1)
     many = sum_rate_many(x, inst)
@@ -98,7 +74,7 @@ def test_sum_rate_many_matches_sum_rate() -> None:
 
 
 def test_ray_repair_matches_scale_toward_anchor() -> None:
-    inst = feasible_instances(6, 3, 2, seed=2)
+    inst = pathloss_instances(6, 3, 2, seed=2)
     anchor = pc.interior_anchor(inst)
     candidates = torch.rand(
         6, 3, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(0)
@@ -111,7 +87,7 @@ def test_ray_repair_matches_scale_toward_anchor() -> None:
 
 # ---------------------------------------------------------------------------- Frank-Wolfe
 def test_fw_feasible_and_improves_on_anchor() -> None:
-    inst = feasible_instances(12, 3, 2, seed=3)
+    inst = pathloss_instances(12, 3, 2, seed=3)
     result = frank_wolfe.solve(inst)
     assert result.method == "fw"
     assert result.feasible.all()
@@ -122,7 +98,7 @@ def test_fw_feasible_and_improves_on_anchor() -> None:
 
 
 def test_refine_takes_a_tensor_batch_and_never_decreases() -> None:
-    inst = feasible_instances(10, 4, 3, seed=4)
+    inst = pathloss_instances(10, 4, 3, seed=4)
     start = pc.interior_anchor(inst, fraction=0.2).to(torch.float32)
     assert pc.is_feasible(start, inst).all()
     refined, used = frank_wolfe.refine(start, inst, iterations=20)
@@ -137,7 +113,7 @@ def test_refine_takes_a_tensor_batch_and_never_decreases() -> None:
 
 @pytest.mark.parametrize("away_steps", [True, False])
 def test_fw_variants_feasible_and_monotone(away_steps: bool) -> None:
-    inst = feasible_instances(8, 4, 5, seed=16)
+    inst = pathloss_instances(8, 4, 5, seed=16)
     start = pc.interior_anchor(inst, fraction=0.7)
     refined, used = frank_wolfe.refine(start, inst, iterations=15, away_steps=away_steps)
     assert pc.is_feasible(refined, inst).all()
@@ -158,7 +134,7 @@ def test_away_steps_reach_the_single_cell_optimum() -> None:
 
 
 def test_refine_works_under_no_grad() -> None:
-    inst = feasible_instances(4, 3, 2, seed=15)
+    inst = pathloss_instances(4, 3, 2, seed=15)
     start = pc.interior_anchor(inst).requires_grad_(True)
     with torch.no_grad():
         refined, used = frank_wolfe.refine(start, inst, iterations=5)
@@ -167,7 +143,7 @@ def test_refine_works_under_no_grad() -> None:
 
 
 def test_refine_with_zero_iterations_returns_the_start() -> None:
-    inst = feasible_instances(4, 3, 2, seed=5)
+    inst = pathloss_instances(4, 3, 2, seed=5)
     start = pc.minimum_power(inst).power
     refined, used = frank_wolfe.refine(start, inst, iterations=0)
     torch.testing.assert_close(refined, start)
@@ -175,7 +151,7 @@ def test_refine_with_zero_iterations_returns_the_start() -> None:
 
 
 def test_refine_repairs_an_infeasible_start() -> None:
-    inst = feasible_instances(5, 3, 2, seed=6)
+    inst = pathloss_instances(5, 3, 2, seed=6)
     start = torch.full((5, 3, 2), 2 * PMAX, dtype=torch.float64)
     start[0] = math.nan
     refined, _ = frank_wolfe.refine(start, inst, iterations=10)
@@ -184,7 +160,7 @@ def test_refine_repairs_an_infeasible_start() -> None:
 
 def test_fw_with_workers_matches_in_process(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(frank_wolfe, "_MIN_PER_WORKER", 2)
-    inst = feasible_instances(6, 3, 2, seed=7)
+    inst = pathloss_instances(6, 3, 2, seed=7)
     start = pc.interior_anchor(inst)
     local, _ = frank_wolfe.refine(start, inst, iterations=10)
     pooled, _ = frank_wolfe.refine(start, inst, iterations=10, workers=2)
@@ -193,7 +169,7 @@ def test_fw_with_workers_matches_in_process(monkeypatch: pytest.MonkeyPatch) -> 
 
 # ---------------------------------------------------------------------------- genetic
 def test_ga_feasible_and_beats_min_power() -> None:
-    inst = feasible_instances(12, 3, 2, seed=8)
+    inst = pathloss_instances(12, 3, 2, seed=8)
     result = genetic.solve(inst, population=32, generations=80, seed=1)
     assert result.method == "ga"
     assert result.feasible.all()
@@ -204,7 +180,7 @@ def test_ga_feasible_and_beats_min_power() -> None:
 
 
 def test_ga_is_reproducible() -> None:
-    inst = feasible_instances(6, 3, 2, seed=9)
+    inst = pathloss_instances(6, 3, 2, seed=9)
     first = genetic.evolve(inst, population=16, generations=30, seed=3)
     again = genetic.evolve(inst, population=16, generations=30, seed=3)
     other = genetic.evolve(inst, population=16, generations=30, seed=4)
@@ -213,7 +189,7 @@ def test_ga_is_reproducible() -> None:
 
 
 def test_ga_keeps_a_seeded_initial_point() -> None:
-    inst = feasible_instances(6, 4, 3, seed=10)
+    inst = pathloss_instances(6, 4, 3, seed=10)
     seed_point = frank_wolfe.refine(pc.interior_anchor(inst), inst, iterations=30)[0]
     power = genetic.evolve(inst, population=16, generations=20, initial=seed_point)
     assert pc.is_feasible(power, inst).all()
@@ -221,14 +197,14 @@ def test_ga_keeps_a_seeded_initial_point() -> None:
 
 
 def test_ga_chunks_cover_the_batch() -> None:
-    inst = feasible_instances(5, 3, 2, seed=11)
+    inst = pathloss_instances(5, 3, 2, seed=11)
     power = genetic.evolve(inst, population=8, generations=5, chunk_size=2)
     assert pc.is_feasible(power, inst).all()
 
 
 # ---------------------------------------------------------------------------- brute force
 def test_two_user_instances_close_to_brute_force() -> None:
-    inst = feasible_instances(16, 2, 1, seed=12)
+    inst = pathloss_instances(16, 2, 1, seed=12)
     optimum = two_user_optimum(inst)
     ga_rate = torch.as_tensor(genetic.solve(inst, population=32, generations=100).sum_rate)
     fw_rate = torch.as_tensor(frank_wolfe.solve(inst).sum_rate)
@@ -246,7 +222,7 @@ def test_two_user_instances_close_to_brute_force() -> None:
 # ---------------------------------------------------------------------------- infeasible
 @pytest.mark.parametrize("name", ["fw", "ga"])
 def test_infeasible_instance_is_reported(name: str) -> None:
-    inst = with_infeasible(feasible_instances(3, 3, 2, seed=13), position=1)
+    inst = with_infeasible(pathloss_instances(3, 3, 2, seed=13), position=1)
     options = {"population": 8, "generations": 5} if name == "ga" else {"iterations": 5}
     result = solvers.solve(name, inst, **options)
     assert np.isnan(result.power[1]).all()
@@ -264,7 +240,7 @@ def test_infeasible_instance_is_reported(name: str) -> None:
 
 
 def test_refine_leaves_infeasible_instances_unchanged() -> None:
-    inst = with_infeasible(feasible_instances(2, 3, 2, seed=14), position=0)
+    inst = with_infeasible(pathloss_instances(2, 3, 2, seed=14), position=0)
     start = torch.full((3, 3, 2), 0.1 * PMAX, dtype=torch.float64)
     refined, used = frank_wolfe.refine(start, inst, iterations=5)
     torch.testing.assert_close(refined[0], start[0])

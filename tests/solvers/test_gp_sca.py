@@ -12,30 +12,13 @@ from feasnet.problems import power_control as pc
 from feasnet.problems.instances import PowerControlInstances
 from feasnet.solvers import gp, sca
 from feasnet.solvers.result import AllocationResult
+from tests.conftest import pathloss_instances
 
 PMAX, NOISE, BANDWIDTH = 1e-3, 6.3e-14, 5e6
 
 
-def pathloss_instances(
-    n: int, num_bs: int, num_channels: int, seed: int, min_rate: float | np.ndarray = 2.5e6
-) -> PowerControlInstances:
-    """``n`` feasible path-loss-scale instances: cross gains ``10**U(-13, -9)``, direct gains
-    ``10**U(-9.5, -7.5)``, noise 6.3e-14 W, Pmax 1 mW, W 5 MHz (infeasible draws are redrawn).
-
-    ``min_rate`` [bit/s] is a scalar or ``(n, B, Q)``."""
-    rng = np.random.default_rng(seed)
-    targets = np.broadcast_to(np.asarray(min_rate, dtype=np.float64), (n, num_bs, num_channels))
-    kept: list[np.ndarray] = []
-    while len(kept) < n:
-        gain = 10.0 ** rng.uniform(-13, -9, size=(num_bs, num_channels, num_bs))
-        for b in range(num_bs):
-            gain[b, :, b] = 10.0 ** rng.uniform(-9.5, -7.5, size=num_channels)
-        one = PowerControlInstances.from_arrays(
-            gain[None], PMAX, NOISE, BANDWIDTH, targets[len(kept)][None]
-        )
-        if bool(pc.minimum_power(one).feasible[0]):
-            kept.append(gain)
-    return PowerControlInstances.from_arrays(np.stack(kept), PMAX, NOISE, BANDWIDTH, targets)
+# Strong direct gains, redrawing each infeasible draw in place.
+GP_DRAWS: dict = dict(direct_log10=(-9.5, -7.5), draws_per_round=1)
 
 
 def grid_optimum(instance: PowerControlInstances, points: int = 2001) -> float:
@@ -61,7 +44,7 @@ def assert_feasible(result: AllocationResult, rtol: float = 1e-6) -> None:
 
 # ---------------------------------------------------------------------------- main properties
 def test_feasible_and_sca_beats_gp_on_pathloss_scale() -> None:
-    inst = pathloss_instances(12, 3, 2, seed=0)
+    inst = pathloss_instances(12, 3, 2, seed=0, **GP_DRAWS)
     res_gp = gp.solve(inst, workers=1)
     res_sca = sca.solve(inst, workers=1)
     assert res_gp.method == "gp" and res_sca.method == "sca"
@@ -79,7 +62,7 @@ def test_feasible_and_sca_beats_gp_on_pathloss_scale() -> None:
 def test_qos_rows_bind_and_hold_at_pathloss_scale() -> None:
     """Normalization test: with tight targets the QoS rows are active at the GP optimum of
     raw ~1e-10 gains and ~6e-14 W noise, and still hold at rtol 1e-6."""
-    inst = pathloss_instances(6, 4, 2, seed=3, min_rate=7e6)
+    inst = pathloss_instances(6, 4, 2, seed=3, min_rate=7e6, **GP_DRAWS)
     for result in (gp.solve(inst, workers=1), sca.solve(inst, workers=1)):
         assert_feasible(result)
         slack = pc.rates(torch.as_tensor(result.power), inst) / inst.min_rate - 1  # (N, B, Q)
@@ -90,7 +73,7 @@ def test_qos_rows_bind_and_hold_at_pathloss_scale() -> None:
 
 @pytest.mark.slow
 def test_parallel_workers_give_the_same_points() -> None:
-    inst = pathloss_instances(4, 2, 2, seed=5)
+    inst = pathloss_instances(4, 2, 2, seed=5, **GP_DRAWS)
     serial = gp.solve(inst, workers=1)
     parallel = gp.solve(inst, workers=2)
     assert_feasible(parallel)
@@ -98,7 +81,7 @@ def test_parallel_workers_give_the_same_points() -> None:
 
 
 def test_sca_matches_grid_search_on_two_users() -> None:
-    inst = pathloss_instances(12, 2, 1, seed=11)
+    inst = pathloss_instances(12, 2, 1, seed=11, **GP_DRAWS)
     res_gp = gp.solve(inst, workers=1)
     single = sca.solve(inst, workers=1)
     multi = sca.solve(inst, workers=1, starts="multi")
@@ -133,10 +116,10 @@ def test_infeasible_instances_are_reported_not_crashed_on() -> None:
 
 def test_zero_and_mixed_rate_targets() -> None:
     """beta = 0 users have no QoS row in the GP (the row would be 0 <= 1)."""
-    inst0 = pathloss_instances(4, 3, 2, seed=7, min_rate=0.0)
+    inst0 = pathloss_instances(4, 3, 2, seed=7, min_rate=0.0, **GP_DRAWS)
     rng = np.random.default_rng(8)
     mixed = rng.choice([0.0, 2.5e6], size=(4, 3, 2))
-    inst1 = pathloss_instances(4, 3, 2, seed=9, min_rate=mixed)
+    inst1 = pathloss_instances(4, 3, 2, seed=9, min_rate=mixed, **GP_DRAWS)
     for inst in (inst0, inst1):
         res_gp = gp.solve(inst, workers=1)
         res_sca = sca.solve(inst, workers=1)
@@ -146,7 +129,7 @@ def test_zero_and_mixed_rate_targets() -> None:
 
 
 def test_zero_cross_gains_and_single_bs() -> None:
-    inst = pathloss_instances(3, 3, 2, seed=4)
+    inst = pathloss_instances(3, 3, 2, seed=4, **GP_DRAWS)
     gain = inst.gain.clone()
     gain[:, 0, :, 1] = 0.0  # BS 1 does not reach the users of BS 0
     zeroed = PowerControlInstances.from_arrays(gain, PMAX, NOISE, BANDWIDTH, 2.5e6)
@@ -162,7 +145,7 @@ def test_zero_cross_gains_and_single_bs() -> None:
 
 
 def test_solver_failure_falls_back_to_the_anchor() -> None:
-    inst = pathloss_instances(2, 3, 2, seed=2)
+    inst = pathloss_instances(2, 3, 2, seed=2, **GP_DRAWS)
     anchor = pc.interior_anchor(inst).numpy()
     res_gp = gp.solve(inst, workers=1, solver="NOT_A_SOLVER")
     assert_feasible(res_gp)
@@ -179,7 +162,7 @@ def test_solver_failure_falls_back_to_the_anchor() -> None:
 def test_polish_repairs_a_point_that_misses_by_a_hair() -> None:
     targets = np.full((1, 3, 2), 7e6)
     targets[0, 0, 0] = 0.0  # this user may sit at zero power
-    inst = pathloss_instances(1, 3, 2, seed=6, min_rate=targets)
+    inst = pathloss_instances(1, 3, 2, seed=6, min_rate=targets, **GP_DRAWS)
     a = inst.as_numpy()
     prepared = gp.prepare_instance(
         {
@@ -200,7 +183,7 @@ def test_polish_repairs_a_point_that_misses_by_a_hair() -> None:
 
 
 def test_problems_are_parametrized_and_cached() -> None:
-    inst = pathloss_instances(2, 2, 3, seed=1)
+    inst = pathloss_instances(2, 2, 3, seed=1, **GP_DRAWS)
     gp.solve(inst, workers=1)
     sca.solve(inst, workers=1)
     gp_key = next(k for k in gp._GP_CACHE if k[:3] == ("dgp", 2, 3))
@@ -213,7 +196,7 @@ def test_problems_are_parametrized_and_cached() -> None:
 
 def test_log_formulation_gives_the_same_gp_point() -> None:
     targets = np.random.default_rng(10).choice([0.0, 2.5e6], size=(5, 3, 2))
-    inst = pathloss_instances(5, 3, 2, seed=10, min_rate=targets)
+    inst = pathloss_instances(5, 3, 2, seed=10, min_rate=targets, **GP_DRAWS)
     dgp = gp.solve(inst, workers=1)
     log = gp.solve(inst, workers=1, formulation="log")
     assert_feasible(log)
@@ -224,7 +207,7 @@ def test_log_formulation_gives_the_same_gp_point() -> None:
 
 
 def test_unknown_options_are_rejected() -> None:
-    inst = pathloss_instances(1, 2, 1, seed=0)
+    inst = pathloss_instances(1, 2, 1, seed=0, **GP_DRAWS)
     with pytest.raises(ValueError, match="starts"):
         sca.solve(inst, workers=1, starts="random")
     with pytest.raises(ValueError, match="formulation"):
@@ -235,7 +218,7 @@ def test_unknown_options_are_rejected() -> None:
 def test_registry_dispatch(module: Any) -> None:
     from feasnet import solvers
 
-    inst = pathloss_instances(2, 2, 1, seed=12)
+    inst = pathloss_instances(2, 2, 1, seed=12, **GP_DRAWS)
     name = module.__name__.rsplit(".", 1)[1]
     result = solvers.solve(name, inst, workers=1)
     assert result.method == name
