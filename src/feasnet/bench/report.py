@@ -137,6 +137,38 @@ def machine(workers: int | None) -> dict[str, Any]:
     }
 
 
+def _labelled_point(
+    ax: Any,
+    x: float,
+    y: float,
+    xerr: Any,
+    label: str,
+    row: Mapping[str, Any],
+    color: Any,
+    markersize: float,
+) -> None:
+    """One method's marker (shape by kind and timing) with its error bar and value above it."""
+    kind, timing = row_kind(row)
+    ax.errorbar(
+        [x],
+        [y],
+        xerr=xerr,
+        capsize=3,
+        linestyle="none",
+        markersize=markersize,
+        **marker_style(kind, timing, color),
+    )
+    ax.annotate(
+        label,
+        (x, y),
+        xytext=(0, 7),
+        textcoords="offset points",
+        ha="center",
+        va="bottom",
+        fontsize=7,
+    )
+
+
 def cell(row: Mapping[str, Any], key: str) -> str:
     """``row[key]`` formatted, with ``± row[key + '_se']`` when that error is known and > 0."""
     text = _fmt(row.get(key), key)
@@ -413,24 +445,8 @@ def method_chart(
                 color=c,
             )
             continue
-        kind, timing = row_kind(row)
-        ax.errorbar(
-            [v],
-            [y],
-            xerr=[e] if math.isfinite(e) else None,
-            capsize=3,
-            linestyle="none",
-            markersize=7,
-            **marker_style(kind, timing, c),
-        )
-        ax.annotate(
-            cell(row, key),
-            (v, y),
-            xytext=(0, 7),
-            textcoords="offset points",
-            ha="center",
-            va="bottom",
-            fontsize=7,
+        _labelled_point(
+            ax, v, y, [e] if math.isfinite(e) else None, cell(row, key), row, c, markersize=7
         )
     ax.set_xlim(lo, hi)
     if key == percent[0] and lo < 100 < hi:
@@ -474,26 +490,8 @@ def method_chart(
     for y, (t, e, c, row) in enumerate(zip(t_values, t_errors, colors, rows, strict=True)):
         if not (math.isfinite(t) and t > 0):
             continue
-        kind, timing = row_kind(row)
         err = [[min(e, 0.9 * t)], [e]] if math.isfinite(e) and e > 0 else None
-        ax.errorbar(
-            [t],
-            [y],
-            xerr=err,
-            capsize=3,
-            linestyle="none",
-            markersize=8,
-            **marker_style(kind, timing, c),
-        )
-        ax.annotate(
-            _fmt(t, time),
-            (t, y),
-            xytext=(0, 7),
-            textcoords="offset points",
-            ha="center",
-            va="bottom",
-            fontsize=7,
-        )
+        _labelled_point(ax, t, y, err, _fmt(t, time), row, c, markersize=8)
     ax.set_xscale("log")
     finite_t = [t for t in t_values if math.isfinite(t) and t > 0]
     if finite_t:
