@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from feasnet.bench.suites import SUITES as SUITE_REGISTRY
 from feasnet.train_config import TrainConfig
 
 app = typer.Typer(
@@ -582,8 +583,10 @@ def bench(
         str,
         typer.Option(
             help="default (power control, classical + learned), classical, table2, "
-            "fig12 (DEPNet on non-convex QoS, power-control paper), miso-snr (survey Fig. 4) "
-            "or miso-nakagami (survey Fig. 5)."
+            "fig12 (DEPNet on non-convex QoS, power-control paper), miso-snr (survey Fig. 4), "
+            "miso-nakagami (survey Fig. 5), or a registered suite: "
+            + ", ".join(f"{s.name} ({s.description})" for s in SUITE_REGISTRY.values())
+            + "."
         ),
     ] = "default",
     preset: Annotated[
@@ -663,8 +666,8 @@ def bench(
 
     if resume and force:
         raise UserError("give at most one of --resume (continue) and --force (replace)")
-    if full and suite != "fig12":
-        raise UserError(f"full: only the fig12 suite has a paper-scale mode, not {suite!r}")
+    if full and suite != "fig12" and suite not in SUITE_REGISTRY:
+        raise UserError(f"full: the {suite} suite has no paper-scale mode")
     with executor_scope(_executor(executor, address), address), user_threads(threads):
         _bench(
             suite, preset, samples, seed, methods, epochs, configs, points, workers, out,
@@ -708,6 +711,32 @@ def _bench(
             f"reference: the {suite} suite has a fixed reference; add global to --methods to "
             "see '% of upper bound' next to it"
         )
+    from feasnet.bench import suites as registry
+
+    if suite in registry.SUITES:
+        if preset is not None:
+            raise UserError(f"preset: the {suite} suite sweeps its own presets")
+        run_dir = out or Path("runs") / f"{suite}-{stamp}"
+        options = registry.SuiteOptions(
+            run_dir=run_dir,
+            samples=samples,
+            seed=seed,
+            methods=tuple(m.strip().lower() for m in methods.split(",")) if methods else None,
+            epochs=epochs,
+            points=_numbers(points, "points", float),
+            configs=_numbers(configs, "configs", int),
+            workers=workers,
+            full=full,
+            resume=resume,
+            force=force,
+            rtol=rtol,
+            guard=guard,
+            log=lambda text: console.print(text, markup=False, highlight=False),
+        )
+        check_run_folder(run_dir, resume, force, "the benchmark")
+        console.print(f"[bold]feasnet bench[/] suite={suite} full={full} -> {run_dir}")
+        registry.run(suite, options)
+        return
     if suite.startswith("miso"):
         from feasnet.bench import miso as miso_bench
 
@@ -807,7 +836,7 @@ def _bench(
     if suite not in suites:
         raise UserError(
             f"suite: unknown suite {suite!r}; available: {', '.join(suites)}, table2, "
-            "fig12, miso-snr, miso-nakagami"
+            f"fig12, miso-snr, miso-nakagami, {', '.join(registry.SUITES)}"
         )
     preset = preset or comparison.DEFAULT_PRESET
     if scenario_family(get_preset(preset)) != "power-control":
@@ -852,6 +881,18 @@ def report_command(
 
     written = rerender(run_dir, log=lambda text: console.print(text, markup=False))
     console.print(f"re-rendered {len(written)} files in {run_dir}", highlight=False)
+
+
+def _numbers(text: str | None, field: str, kind: type) -> tuple[Any, ...] | None:
+    """``--points``/``--configs`` as a tuple of numbers, or None when not given."""
+    if not text:
+        return None
+    try:
+        return tuple(kind(v) for v in text.split(","))
+    except ValueError as exc:
+        raise UserError(
+            f"{field}: expected comma-separated {kind.__name__} values, got {text!r}"
+        ) from exc
 
 
 def _method_list(methods: str | None, default: tuple[str, ...], known: set[str]) -> tuple[str, ...]:

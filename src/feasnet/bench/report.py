@@ -681,8 +681,10 @@ def rerender(run_dir: Path, log: Callable[[str], Any] = print) -> list[Path]:
         from feasnet.bench import fig12
 
         return fig12.write_reports(run_dir, payload, log=log)
-    from feasnet.bench import miso
+    from feasnet.bench import miso, suites
 
+    if suite in suites.SUITES:
+        return suites.write_reports(suite, run_dir, payload, log=log)
     if suite in miso.SWEEPS:
         return miso.write_reports(run_dir, payload, log=log)
     raise ValueError(
