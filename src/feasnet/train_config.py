@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
+
+Objective = Literal["self-supervised", "supervised", "hybrid"]
+"""Training objectives: the problem's own loss (no labels), the mean squared error to a
+classical solver's labels (normalized units), or the sum of both (``hybrid_weight``)."""
+OBJECTIVES: tuple[str, ...] = ("self-supervised", "supervised", "hybrid")
 
 
 class TrainConfig(BaseModel):
@@ -22,3 +29,16 @@ class TrainConfig(BaseModel):
     seed: int = 0
     device: str = "cpu"
     threads: int | None = Field(None, ge=1)
+    objective: Objective = Field(
+        "self-supervised",
+        description="self-supervised (the problem's loss), supervised (MSE to labels) or "
+        "hybrid (MSE + hybrid_weight * self-supervised loss)",
+    )
+    hybrid_weight: float = Field(
+        0.01, ge=0, description="weight of the self-supervised term in the hybrid loss"
+    )
+    label_method: str | None = Field(
+        None,
+        description="classical solver whose labels the supervised and hybrid objectives fit "
+        "(default: the family's reference, sca for power control, wmmse for MISO)",
+    )
