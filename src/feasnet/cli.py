@@ -176,15 +176,36 @@ def data_generate(
     train: Annotated[float | None, typer.Option(help=SPLIT_HELP)] = None,
     validation: Annotated[float | None, typer.Option(help="Validation fraction.")] = None,
     test: Annotated[float | None, typer.Option(help="Test fraction.")] = None,
+    drop: Annotated[
+        str | None,
+        typer.Option(
+            help="Path-loss user drop: uniform (over the square, the paper's) or cell (within "
+            "--cell-radius of the user's BS). Default: the preset's (table2-*: cell)."
+        ),
+    ] = None,
+    cell_radius: Annotated[
+        float | None,
+        typer.Option(help="Radius of the cell drop [m] (default: the preset's, 50 m)."),
+    ] = None,
 ) -> None:
     """Draw feasible instances of a preset and store them, split, in HDF5."""
     from feasnet.data import storage
-    from feasnet.data.generate import generate
-    from feasnet.data.presets import get_preset
+    from feasnet.data.generate import GenerationError, generate
+    from feasnet.data.presets import Scenario, get_preset
 
     scenario = get_preset(preset)
+    if drop is not None or cell_radius is not None:
+        if not isinstance(scenario, Scenario) or scenario.kind != "path-loss":
+            raise UserError(f"drop: {preset} is not a path-loss preset; --drop applies to those")
+        changes: dict[str, Any] = {} if drop is None else {"drop": drop.strip().lower()}
+        if cell_radius is not None:
+            changes["cell_radius_m"] = cell_radius
+        scenario = scenario.with_overrides(**changes)
     n = samples or scenario.num_samples
-    instances, stats = generate(scenario, n, seed=seed)
+    try:
+        instances, stats = generate(scenario, n, seed=seed)
+    except GenerationError as error:
+        raise UserError(str(error)) from error
     storage.write_dataset(
         out,
         instances,

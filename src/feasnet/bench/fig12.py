@@ -122,6 +122,7 @@ def base_scenario() -> Scenario:
         name=f"fig12-channels-{CHANNEL_RATE_MBPS:g}",
         num_channels=QUOTA,
         min_rate=CHANNEL_RATE_MBPS * 1e6,
+        drop="uniform",  # the paper's drop (the table2 presets drop users around their BS)
         description=(
             f"power-control paper, Fig. 12: path loss, {NUM_BS} BSs, {NUM_BS * QUOTA} users, "
             f"channels feasible at {CHANNEL_RATE_MBPS:g} Mbit/s"

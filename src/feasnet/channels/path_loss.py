@@ -9,6 +9,17 @@ that gets stuck is started again. The redrawing is batched over all instances st
 a point; if some instance still has no layout after many attempts, :class:`PlacementError` is
 raised.
 
+User drops (:data:`DROPS`). ``"uniform"`` is the paper's drop above: users anywhere in the
+square. ``"cell"`` (feasnet's, not the paper's) places the BSs the same way, then drops the
+``Q`` users of each BS uniformly over the disc of radius ``cell_radius_m`` around it (the part
+of the disc inside the square, same minimum distances); user ``u`` belongs to BS ``u // Q``.
+Association and channel assignment stay the paper's greedy procedure on large-scale gains, so
+a user usually, but not always, ends up served by the BS it was dropped around. With the
+uniform drop the last BSs of the greedy association get whichever users are left, often far
+away, and large networks with high rate targets are almost never feasible (``table2-5``,
+``B = 6``, ``Q = 4``, 5 Mbit/s: no feasible instance in 4,096 draws); the cell drop keeps every
+user within reach of a BS, as in a planned cellular layout (docs/datasets.md).
+
 Channel model (the paper defers to an external reference for the details; feasnet uses the
 3GPP TR 36.814 macro-cell model, a common choice in power-control studies). For user ``u``,
 BS ``c`` at distance ``d`` and channel ``q``::
@@ -75,6 +86,11 @@ PMAX_W = DEFAULT_PMAX_W
 
 CANDIDATES_PER_TRY = 8
 """Candidate positions drawn at once per instance and try when placing a point."""
+DROPS = ("uniform", "cell")
+"""User drops: ``"uniform"`` over the square (the paper's), ``"cell"`` in a disc around each BS."""
+CELL_RADIUS_M = 50.0
+"""Default radius of the ``"cell"`` drop [m]: half the minimum BS distance, so the discs of two
+BSs never overlap."""
 
 
 class PlacementError(ValueError):
@@ -123,13 +139,16 @@ def drop_nodes(
     min_bs_distance_m: float = MIN_BS_DISTANCE_M,
     min_bs_user_distance_m: float = MIN_BS_USER_DISTANCE_M,
     min_user_distance_m: float = MIN_USER_DISTANCE_M,
+    drop: str = "uniform",
+    cell_radius_m: float = CELL_RADIUS_M,
     generator: torch.Generator | None = None,
     seed: int | None = None,
     max_tries: int = 100,
     max_restarts: int = 50,
     dtype: torch.dtype = torch.float64,
 ) -> tuple[Tensor, Tensor]:
-    """Drop BSs and users uniformly in a square, keeping the minimum distances.
+    """Drop BSs uniformly in a square and users over it (``drop="uniform"``) or around
+    their BS (``drop="cell"``), keeping the minimum distances.
 
     Points are placed in order (BSs, then users); each is redrawn until it is far enough
     from every point already placed. The first try draws one candidate per instance, later
@@ -141,6 +160,10 @@ def drop_nodes(
         num_samples: ``N``; num_bs: ``B``; num_users: ``U``.
         area_m: side of the square [m].
         min_bs_distance_m, min_bs_user_distance_m, min_user_distance_m: minimum distances [m].
+        drop: ``"uniform"`` (every user uniform over the square, the paper's) or ``"cell"``
+            (user ``u`` uniform over the part inside the square of the disc of radius
+            ``cell_radius_m`` around BS ``u // (U / B)``; ``U`` must be a multiple of ``B``).
+        cell_radius_m: radius of the ``"cell"`` drop [m] (ignored by ``"uniform"``).
         generator, seed: source of randomness (see
             :func:`feasnet.channels.gaussian.resolve_generator`).
         max_tries: tries per point and layout attempt.
@@ -153,9 +176,12 @@ def drop_nodes(
     Raises:
         PlacementError: when some instance has no complete layout after ``max_restarts``
             attempts.
+        ValueError: an unknown ``drop``, a non-positive ``cell_radius_m`` or area, a negative
+            distance, or (cell drop) ``U`` not a multiple of ``B``.
     """
     if area_m <= 0:
         raise ValueError(f"area_m: expected > 0, got {area_m}")
+    centers = _drop_centers(drop, cell_radius_m, num_bs, num_users, min_bs_user_distance_m)
     for name, value in (
         ("min_bs_distance_m", min_bs_distance_m),
         ("min_bs_user_distance_m", min_bs_user_distance_m),
@@ -180,7 +206,9 @@ def drop_nodes(
     for _ in range(max_restarts):
         if pending.numel() == 0:
             break
-        layout, placed = _drop_layout(pending.numel(), required, area_m, gen, max_tries, dtype)
+        layout, placed = _drop_layout(
+            pending.numel(), required, area_m, gen, max_tries, dtype, centers, cell_radius_m
+        )
         done = placed == total
         positions[pending[done]] = layout[done]
         stuck_at = {int(k): int((placed == k).sum()) for k in placed[~done].unique()}
@@ -193,10 +221,35 @@ def drop_nodes(
             f"{max_restarts} layout attempts (the last one got stuck at {label} in "
             f"{stuck_at[worst]} of them): B={num_bs} BSs and U={num_users} users do not fit "
             f"in a {area_m:g} m square with minimum distances {min_bs_distance_m:g} m (BS-BS), "
-            f"{min_bs_user_distance_m:g} m (BS-user), {min_user_distance_m:g} m (user-user); "
-            "enlarge the area, reduce the minimum distances or the number of nodes"
+            f"{min_bs_user_distance_m:g} m (BS-user), {min_user_distance_m:g} m (user-user)"
+            + (f", users within {cell_radius_m:g} m of their BS" if centers is not None else "")
+            + "; enlarge the area, reduce the minimum distances or the number of nodes"
         )
     return positions[:, :num_bs], positions[:, num_bs:]
+
+
+def _drop_centers(
+    drop: str, cell_radius_m: float, num_bs: int, num_users: int, min_bs_user_distance_m: float
+) -> Tensor | None:
+    """``None`` for the uniform drop; for the cell drop ``(B + U,)`` int64, the index of the
+    BS each point is dropped around (``-1`` for the BSs themselves)."""
+    if drop not in DROPS:
+        raise ValueError(f"drop: unknown user drop {drop!r}; choose from {', '.join(DROPS)}")
+    if drop == "uniform":
+        return None
+    if not math.isfinite(cell_radius_m) or cell_radius_m <= min_bs_user_distance_m:
+        raise ValueError(
+            f"cell_radius_m: expected a finite radius > min_bs_user_distance_m "
+            f"({min_bs_user_distance_m:g} m), got {cell_radius_m}"
+        )
+    if num_bs <= 0 or num_users % num_bs:
+        raise ValueError(
+            f"drop: the cell drop needs a number of users U={num_users} that is a multiple of "
+            f"the number of BSs B={num_bs}"
+        )
+    per_bs = num_users // num_bs
+    home = torch.arange(num_users) // per_bs
+    return torch.cat([torch.full((num_bs,), -1, dtype=torch.int64), home])
 
 
 def _drop_layout(
@@ -206,11 +259,16 @@ def _drop_layout(
     gen: torch.Generator,
     max_tries: int,
     dtype: torch.dtype,
+    centers: Tensor | None = None,
+    cell_radius_m: float = CELL_RADIUS_M,
 ) -> tuple[Tensor, Tensor]:
     """One layout attempt for ``n`` instances.
 
     Args:
         required: ``(K, K)`` minimum distance [m] between points ``i`` and ``j``.
+        centers: ``(K,)`` int64, the earlier point each point is dropped around (uniform over
+            the disc of radius ``cell_radius_m`` [m], kept inside the square), ``-1`` for
+            uniform over the square; ``None``: every point uniform over the square.
 
     Returns:
         ``(positions, placed)``: ``(n, K, 2)`` coordinates [m] and ``(n,)`` int64, the number
@@ -232,14 +290,24 @@ def _drop_layout(
                 break
             # One candidate on the first try (most instances accept it), several afterwards.
             per_try = 1 if attempt == 0 else CANDIDATES_PER_TRY
-            cand = torch.rand(pending.numel(), per_try, 2, generator=gen, dtype=dtype) * area_m
+            center = -1 if centers is None else int(centers[k])
+            if center < 0:
+                cand = torch.rand(pending.numel(), per_try, 2, generator=gen, dtype=dtype) * area_m
+                inside = torch.ones(cand.shape[:2], dtype=torch.bool)
+            else:  # uniform over the disc: radius r sqrt(u), angle 2 pi v
+                uv = torch.rand(pending.numel(), per_try, 2, generator=gen, dtype=dtype)
+                radius = cell_radius_m * uv[..., 0].sqrt()
+                angle = 2.0 * math.pi * uv[..., 1]
+                offset = torch.stack([radius * angle.cos(), radius * angle.sin()], dim=-1)
+                cand = prev_all[pending, center][:, None, :] + offset
+                inside = ((cand >= 0) & (cand <= area_m)).all(dim=-1)
             if k == 0:
-                ok = torch.ones(cand.shape[:2], dtype=torch.bool)
+                ok = inside
             else:
                 prev = prev_all[pending]  # (P, k, 2)
                 dx = cand[:, :, None, 0] - prev[:, None, :, 0]  # (P, T, k)
                 dy = cand[:, :, None, 1] - prev[:, None, :, 1]
-                ok = (dx * dx + dy * dy >= required_sq).all(dim=-1)  # (P, T)
+                ok = inside & (dx * dx + dy * dy >= required_sq).all(dim=-1)  # (P, T)
             found = ok.any(dim=1)
             first = ok.to(torch.int8).argmax(dim=1)  # first fitting candidate
             chosen = cand[torch.arange(pending.numel()), first]
@@ -263,6 +331,8 @@ def draw_path_loss(
     min_bs_user_distance_m: float = MIN_BS_USER_DISTANCE_M,
     min_user_distance_m: float = MIN_USER_DISTANCE_M,
     shadowing_db: float = SHADOWING_DB,
+    drop: str = "uniform",
+    cell_radius_m: float = CELL_RADIUS_M,
     generator: torch.Generator | None = None,
     seed: int | None = None,
     dtype: torch.dtype = torch.float64,
@@ -273,6 +343,7 @@ def draw_path_loss(
         num_samples: ``N``; num_bs: ``B``; num_channels: ``Q`` (``U = B * Q`` users).
         area_m, min_*_m: geometry [m] (see :func:`drop_nodes`).
         shadowing_db: standard deviation of the log-normal shadowing [dB] (0 disables it).
+        drop, cell_radius_m: where users are dropped (:data:`DROPS`, see :func:`drop_nodes`).
         generator, seed: source of randomness.
         dtype: float dtype of every returned float tensor.
 
@@ -292,6 +363,8 @@ def draw_path_loss(
         min_bs_distance_m=min_bs_distance_m,
         min_bs_user_distance_m=min_bs_user_distance_m,
         min_user_distance_m=min_user_distance_m,
+        drop=drop,
+        cell_radius_m=cell_radius_m,
         generator=gen,
         dtype=dtype,
     )

@@ -103,6 +103,8 @@ def draw_instances(
             min_bs_user_distance_m=scenario.min_bs_user_distance_m,
             min_user_distance_m=scenario.min_user_distance_m,
             shadowing_db=scenario.shadowing_db,
+            drop=scenario.drop,
+            cell_radius_m=scenario.cell_radius_m,
         )
     return PowerControlInstances.from_arrays(
         gain,
@@ -210,7 +212,13 @@ def _check_progress(
     else:
         advice = (
             f"Lower min_rate (now {scenario.min_rate / 1e6:g} Mbit/s), raise pmax (now "
-            f"{scenario.pmax:g} W) or"
+            f"{scenario.pmax:g} W)"
+            + (
+                ", drop users around their BS (drop 'cell', `--drop cell`)"
+                if scenario.kind == "path-loss" and scenario.drop == "uniform"
+                else ""
+            )
+            + " or"
         )
     raise GenerationError(
         f"scenario {scenario.name!r}: only {accepted:,} of {drawn:,} drawn instances are "

@@ -37,9 +37,10 @@ class Scenario(BaseModel):
     """A dataset configuration.
 
     Geometry and shadowing fields (``area_m``, ``min_*_distance_m``, ``carrier_hz``,
-    ``shadowing_db``) are used by the path-loss kind only. The noise is given as a power
-    (``noise`` [W]) for the Gaussian kind and as a density (``noise_density_dbm_hz``) for the
-    path-loss kind; the other one stays ``None``. Read :attr:`noise_power` for the power in W.
+    ``shadowing_db``, ``drop``, ``cell_radius_m``) are used by the path-loss kind only. The
+    noise is given as a power (``noise`` [W]) for the Gaussian kind and as a density
+    (``noise_density_dbm_hz``) for the path-loss kind; the other one stays ``None``. Read
+    :attr:`noise_power` for the power in W.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -93,6 +94,14 @@ class Scenario(BaseModel):
     )
     carrier_hz: float = Field(default=_path_loss.CARRIER_HZ, gt=0, allow_inf_nan=False)
     shadowing_db: float = Field(default=_path_loss.SHADOWING_DB, ge=0, allow_inf_nan=False)
+    drop: Literal["uniform", "cell"] = Field(
+        default="uniform",
+        description=(
+            "path-loss user drop: uniform over the square (the paper's) or cell (users within "
+            "cell_radius_m of their BS); see feasnet.channels.path_loss.DROPS"
+        ),
+    )
+    cell_radius_m: float = Field(default=_path_loss.CELL_RADIUS_M, gt=0, allow_inf_nan=False)
     num_samples: int = Field(default=100_000, gt=0, description="feasible instances to keep")
     description: str = ""
 
@@ -184,8 +193,13 @@ class Scenario(BaseModel):
             if self.min_energy_efficiency is None
             else f", min EE {self.min_energy_efficiency / 1e6:g} Mbit/J"
         )
+        drop = (
+            f", users within {self.cell_radius_m:g} m of their BS"
+            if self.kind == "path-loss" and self.drop == "cell"
+            else ""
+        )
         return (
-            f"{self.name}: {self.kind}, B={self.num_bs}, Q={self.num_channels}, "
+            f"{self.name}: {self.kind}{drop}, B={self.num_bs}, Q={self.num_channels}, "
             f"U={self.num_users}, min rate {self.min_rate / 1e6:g} Mbit/s{ee}, "
             f"Pmax {self.pmax * 1e3:g} mW, noise {self.noise_power:.3g} W"
         )
@@ -202,18 +216,26 @@ small-cell network, and generation stays fast. See docs/datasets.md.
 """
 
 
+TABLE2_DROP: Literal["uniform", "cell"] = "cell"
+"""User drop of the ``table2-*`` presets. With the paper's uniform drop, ``table2-5`` accepts
+about 0.03 % of drawn instances (too few to generate) and ``table2-3`` 0.4 %; the cell drop
+(users within 50 m of their BS) accepts 32 % and 55 % (docs/benchmarks.md, Table II)."""
+
+
 def _table2(index: int, num_bs: int, num_users: int, quota: int, rate_mbps: float) -> Scenario:
     assert num_users == num_bs * quota
     return Scenario(
         name=f"table2-{index}",
         kind="path-loss",
         pmax=PATH_LOSS_PMAX_W,
+        drop=TABLE2_DROP,
         num_bs=num_bs,
         num_channels=quota,
         min_rate=rate_mbps * 1e6,
         description=(
             f"power-control paper, Table II, dataset {index}: {num_bs} BSs, {num_users} users, "
-            f"quota {quota}, {rate_mbps:g} Mbit/s"
+            f"quota {quota}, {rate_mbps:g} Mbit/s; users dropped within "
+            f"{_path_loss.CELL_RADIUS_M:g} m of their BS"
         ),
     )
 
