@@ -61,6 +61,7 @@ RESUME_HINTS = {
     "finished epoch",
     "bench": "rerun the same command with --resume to reuse the finished data, trainings "
     "and solutions",
+    "data_label": "rerun the same command to continue from the last finished chunk",
 }
 """What to tell a user who pressed Ctrl-C, per command function (default: nothing was lost)."""
 
@@ -268,6 +269,67 @@ def data_export(
     instances, _ = storage.read_dataset(dataset, split)
     exchange.save_npz(out, instances)
     console.print(f"wrote {out}: {len(instances)} instances from the {split} split")
+
+
+@data_app.command("label")
+@_guarded
+def data_label(
+    dataset: Annotated[Path, typer.Argument(help="HDF5 data set (labels are stored in it).")],
+    method: Annotated[
+        str | None,
+        typer.Option(help="Classical solver (default: sca for power control, wmmse for MISO)."),
+    ] = None,
+    split: Annotated[
+        str | None,
+        typer.Option(help="Comma-separated splits to label (default: every non-empty split)."),
+    ] = None,
+    workers: Annotated[int | None, typer.Option(min=1, help=WORKERS_HELP)] = None,
+    executor: Annotated[str, typer.Option(help=EXECUTOR_HELP)] = "process",
+    address: Annotated[str | None, typer.Option(help=ADDRESS_HELP)] = None,
+    option: Annotated[
+        list[str] | None,
+        typer.Option(help="Solver option KEY=VALUE (JSON value), repeatable, e.g. tolerance=1e-7."),
+    ] = None,
+    force: Annotated[
+        bool, typer.Option(help="Replace labels of this method made with other settings.")
+    ] = False,
+) -> None:
+    """Solve a data set's instances with a classical solver and store the solutions as labels
+    (HDF5 group labels/METHOD) for supervised and hybrid training.
+
+    Runs in chunks; an interrupted run continues from its finished chunks when the same
+    command runs again. The file is rewritten atomically after each split."""
+    from feasnet.data.labels import label_dataset
+
+    chosen = _executor(executor, address)
+    splits = None if split is None else [s.strip() for s in split.split(",") if s.strip()]
+    label_dataset(
+        dataset,
+        method,
+        splits=splits,
+        workers=_workers(workers),
+        executor=chosen,
+        address=address,
+        force=force,
+        options=_solver_options(option or []),
+        log=console.print,
+    )
+
+
+def _solver_options(items: list[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` strings as a dict (values parsed as JSON where they parse, else text)."""
+    import json
+
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UserError(f"option: expected KEY=VALUE, got {item!r}")
+        try:
+            out[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key.strip()] = value
+    return out
 
 
 @data_app.command("import")
