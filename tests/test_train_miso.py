@@ -37,7 +37,7 @@ def test_registry_has_the_six_survey_combinations() -> None:
         assert name in METHODS and method_applies(get_method(name), "miso")
         assert "miso" in method_families(get_method(name))
     assert not method_applies(get_method("dipnet"), "miso")  # qp needs a polytope
-    assert not method_applies(get_method("dc3+du"), "power-control")  # du is MISO-only
+    assert not method_applies(get_method("dc3+du"), "power-control")  # dc3 is MISO-only
 
 
 @pytest.mark.parametrize("name", sorted(MISO_METHODS))

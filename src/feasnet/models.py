@@ -55,6 +55,9 @@ class LearnedModel(nn.Module):
             self.shape,
             extra=self.layer.extra_outputs,
         )
+        setup = getattr(self.layer, "setup", None)  # layers with shape-dependent parts (hp)
+        if setup is not None:
+            setup(self.shape)
 
     # ---------------------------------------------------------------- what the loop asks
     @property
@@ -65,6 +68,13 @@ class LearnedModel(nn.Module):
         """What ``model.pt`` stores to rebuild the model."""
         return {"variable_shape": list(self.shape)}
 
+    @property
+    def any_size(self) -> bool:
+        """Whether the backbone serves instances of any size (its weights and input
+        normalization do not depend on it, e.g. ``gnn``); the layers are built per problem,
+        so the model then runs on any size, ``shape`` being the training size."""
+        return bool(getattr(self.backbone, "any_size", False))
+
     def check_size(self, instances: Any) -> None:
         """Raise a clear error for instances of another family or shape than the model's."""
         family = family_of(instances).family
@@ -74,17 +84,21 @@ class LearnedModel(nn.Module):
                 f"instances ({type(instances).__name__})"
             )
         shape = tuple(self.problem.variable_shape(instances))
-        if shape != self.shape:
+        if shape != self.shape and not self.any_size:
             raise ValueError(
                 f"instances: this model was trained for variables of shape {self.shape}, got "
                 f"{shape} (another size); train a model for that size"
             )
 
     def fit_normalizer(self, instances: Any) -> None:
-        """Let the backbone fit its input normalization on the training set, if it has one."""
+        """Let the backbone fit its input normalization on the training set, if it has one,
+        and the layer whatever it learns before the backbone (``hp``'s INN), if anything."""
         fit = getattr(self.backbone, "fit_normalizer", None)
         if fit is not None:
             fit(instances)
+        fit_layer = getattr(self.layer, "fit", None)
+        if fit_layer is not None:
+            fit_layer(instances)
 
     def forward(self, instances: Any) -> Tensor:
         """Normalized ``x`` ``(N, *shape)`` after the feasibility layer."""

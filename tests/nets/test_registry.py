@@ -31,11 +31,11 @@ def test_every_backbone_follows_the_contract(name: str, case_name: str) -> None:
 
 
 def test_refusals_name_the_backbone_and_the_family() -> None:
-    with pytest.raises(
-        UnsupportedProblemError, match="backbone 'du' does not apply to power-control"
-    ):
-        check_backbone("du", {}, "power-control")
+    with pytest.raises(UnsupportedProblemError, match="backbone 'du' does not apply to toy"):
+        check_backbone("du", {}, "toy")
     with pytest.raises(UnsupportedProblemError, match="option activation is for power control"):
         check_backbone("mlp", {"activation": "softmax"}, "miso")
+    with pytest.raises(UnsupportedProblemError, match="'gnn' option activation is for power"):
+        check_backbone("gnn", {"activation": "budget"}, "miso")
     with pytest.raises(KeyError, match="unknown backbone"):
-        check_backbone("gnn", {}, "miso")
+        check_backbone("transformer", {}, "miso")

@@ -41,10 +41,60 @@ class MlpOptions(BaseModel):
 
 
 class UnfoldedOptions(BaseModel):
-    """Options of the ``du`` backbone (deep-unfolded WMMSE, MISO)."""
+    """Options of the ``du`` backbone (deep-unfolded WMMSE: MISO beamforming, and the
+    interference-channel WMMSE for power control)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     unfolded_layers: int = Field(5, ge=1)
+
+
+class GnnOptions(BaseModel):
+    """Options of the ``gnn`` backbone (:mod:`feasnet.nets.gnn`); its weights do not depend
+    on the size, so one model serves every ``(B, Q)`` or ``(Nt, K)``.
+
+    Attributes:
+        hidden: width of the node states.
+        rounds: message-passing rounds.
+        activation: power control only: ``sigmoid`` (default) or ``budget`` (each BS's
+            powers scaled into its budget).
+        min_power_feature: power control only: feed the minimal QoS powers (default on).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    hidden: int = Field(64, ge=1)
+    rounds: int = Field(3, ge=0)
+    activation: Literal["sigmoid", "budget"] | None = None
+    min_power_feature: bool | None = None
+
+
+def _gnn_power_control(options: BaseModel, shape: tuple[int, ...], extra: int) -> nn.Module:
+    from feasnet.nets.gnn import PowerControlGNN
+
+    assert isinstance(options, GnnOptions)
+    return PowerControlGNN(
+        hidden=options.hidden,
+        rounds=options.rounds,
+        activation=options.activation or "sigmoid",
+        min_power_feature=(
+            True if options.min_power_feature is None else options.min_power_feature
+        ),
+        extra_outputs=extra,
+    )
+
+
+def _gnn_miso(options: BaseModel, shape: tuple[int, ...], extra: int) -> nn.Module:
+    from feasnet.nets.gnn import MisoGNN
+
+    assert isinstance(options, GnnOptions)
+    _power_control_only(options, "gnn", ("activation", "min_power_feature"))
+    return MisoGNN(hidden=options.hidden, rounds=options.rounds, extra_outputs=extra)
+
+
+def _unfolded_power_control(options: BaseModel, shape: tuple[int, ...], extra: int) -> nn.Module:
+    from feasnet.nets.unfolded_power_control import UnfoldedPowerControlWMMSE
+
+    assert isinstance(options, UnfoldedOptions)
+    return UnfoldedPowerControlWMMSE(num_layers=options.unfolded_layers, extra_outputs=extra)
 
 
 def _power_control_mlp(options: BaseModel, shape: tuple[int, ...], extra: int) -> nn.Module:
@@ -80,11 +130,15 @@ def _miso_mlp(options: BaseModel, shape: tuple[int, ...], extra: int) -> nn.Modu
     )
 
 
-def _power_control_only(options: BaseModel) -> None:
-    for name in ("activation", "include_rate_targets"):
+def _power_control_only(
+    options: BaseModel,
+    backbone: str = "mlp",
+    names: tuple[str, ...] = ("activation", "include_rate_targets"),
+) -> None:
+    for name in names:
         if getattr(options, name, None) is not None:
             raise UnsupportedProblemError(
-                f"backbone 'mlp' option {name} is for power control, not miso"
+                f"backbone {backbone!r} option {name} is for power control, not miso"
             )
 
 
@@ -101,7 +155,11 @@ Builder = Callable[[BaseModel, tuple[int, ...], int], nn.Module]
 
 BACKBONES: dict[str, tuple[type[BaseModel], dict[str, Builder]]] = {
     "mlp": (MlpOptions, {"power-control": _power_control_mlp, "miso": _miso_mlp}),
-    "du": (UnfoldedOptions, {"miso": _unfolded_wmmse}),
+    "du": (
+        UnfoldedOptions,
+        {"miso": _unfolded_wmmse, "power-control": _unfolded_power_control},
+    ),
+    "gnn": (GnnOptions, {"power-control": _gnn_power_control, "miso": _gnn_miso}),
 }
 """Backbone name -> (options model, {family: builder(options, variable shape, extra)})."""
 
@@ -120,6 +178,9 @@ def backbone_families(name: str) -> tuple[str, ...]:
 
 OPTION_CHECKS: dict[tuple[str, str], Callable[[BaseModel], None]] = {
     ("mlp", "miso"): _power_control_only,
+    ("gnn", "miso"): lambda options: _power_control_only(
+        options, "gnn", ("activation", "min_power_feature")
+    ),
 }
 """(backbone, family) -> raises UnsupportedProblemError for options the family cannot use."""
 
