@@ -95,3 +95,33 @@ def write_reports(
 
 
 # One line per suite; the module is imported only when the suite runs or is re-rendered.
+register(
+    Suite(
+        "fig4-6",
+        "feasnet.bench.fig4_6",
+        "power-control paper, Figs. 4-6: sum rate, violation probability and time per sample "
+        "vs the number of users (B = 4), Gaussian and path-loss data",
+    )
+)
+register(
+    Suite(
+        "fig9",
+        "feasnet.bench.fig9",
+        "power-control paper, Fig. 9: the same vs the minimum rate (path loss, B = 4, U = 12)",
+    )
+)
+register(
+    Suite(
+        "fig10",
+        "feasnet.bench.fig10",
+        "power-control paper, Fig. 10: the same vs the number of BSs (path loss, Q = 2)",
+    )
+)
+register(
+    Suite(
+        "survey",
+        "feasnet.bench.survey",
+        "survey, Table I measured: every layer x backbone x objective on power control and MISO",
+        family="power-control, miso",
+    )
+)
