@@ -117,11 +117,3 @@ register(
         "power-control paper, Fig. 10: the same vs the number of BSs (path loss, Q = 2)",
     )
 )
-register(
-    Suite(
-        "survey",
-        "feasnet.bench.survey",
-        "survey, Table I measured: every layer x backbone x objective on power control and MISO",
-        family="power-control, miso",
-    )
-)
