@@ -33,6 +33,7 @@ import torch
 from feasnet.atomic import atomic_path, write_text
 from feasnet.methods import MethodConfig, config_from_dict
 from feasnet.models import LearnedModel, build_model
+from feasnet.objectives import MissingLabelsError, label_targets, needs_labels, training_loss
 from feasnet.problems.base import Problem
 from feasnet.problems.registry import get_family
 from feasnet.progress import progress_bar
@@ -158,6 +159,7 @@ def train(
     log: Callable[[str], None] = print,
     force: bool = False,
     problem: Problem | None = None,
+    labels: Any = None,
 ) -> dict[str, Any]:
     """Train ``method`` and write the run folder; returns the final summary.
 
@@ -174,6 +176,9 @@ def train(
         force: start over in a folder that already holds a run (its files are replaced).
         problem: the problem to train on (family and constraint set); default: the one the
             instances call for (:func:`feasnet.problems.registry.problem_of`).
+        labels: ``(len(train_set), *shape)`` solver allocations in physical units, one per
+            training instance (:func:`feasnet.data.labels.read_labels` ``.allocation``); needed
+            by the supervised and hybrid objectives (:mod:`feasnet.objectives`).
 
     Raises:
         RunFolderError: ``out_dir`` holds a run (``checkpoint.pt`` or ``model.pt``) and neither
@@ -181,6 +186,7 @@ def train(
         ValueError: resuming a checkpoint of another method or model size.
     """
     config = config or TrainConfig()
+    given = len(train_set)
     checkpoint_path, model_path = out_dir / "checkpoint.pt", out_dir / "model.pt"
     held = [p.name for p in (checkpoint_path, model_path) if p.exists()]
     if held and not (resume or force):
@@ -196,6 +202,13 @@ def train(
         log(f"no validation split: holding out the last {held_out} training instances")
     if config.max_train_samples is not None:
         train_set = train_set[: config.max_train_samples]
+    if labels is not None and len(labels) != given:
+        raise ValueError(f"labels: expected {given} (one per training instance), got {len(labels)}")
+    if needs_labels(config) and labels is None:
+        raise MissingLabelsError(
+            f"objective: {config.objective!r} training needs labels (labels=, from "
+            "feasnet.data.labels.read_labels; or run `feasnet data label DATASET`)"
+        )
     torch.manual_seed(config.seed)
     model = build_model(method, train_set, problem=problem)
     model.fit_normalizer(train_set)
@@ -203,6 +216,12 @@ def train(
     train_dev = train_set.to(torch.float32, device)
     validation_dev = validation_set.to(torch.float32, device)
     objective_unit = model.objective_unit
+    targets = None  # labels in normalized units, aligned with train_set (a prefix of the given)
+    if needs_labels(config):
+        targets = label_targets(model.problem, labels[: len(train_set)], train_set)
+        targets = targets.to(
+            torch.complex64 if model.problem.complex_variable else torch.float32
+        ).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
     scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=config.lr_decay)
     ranges = scalar_ranges(model.problem, train_set)
@@ -249,7 +268,8 @@ def train(
                 if len(index) < 2:  # batch norm needs two samples
                     continue
                 batch = train_dev[index]
-                loss = model.loss(model(batch), batch)
+                target = None if targets is None else targets[index]
+                loss = training_loss(model, config, model(batch), batch, target)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
@@ -257,6 +277,9 @@ def train(
                 total += float(loss.detach()) * len(index)
                 advance(1)
         scheduler.step()
+        after_epoch = getattr(model.layer, "after_epoch", None)  # e.g. primal-dual updates
+        if after_epoch is not None:
+            after_epoch(model, train_dev, epoch + 1, log)
         metrics = _validation_metrics(model, validation_dev)
         score = _score(method, metrics)
         improved = score > best
