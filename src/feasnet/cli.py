@@ -438,6 +438,24 @@ def train_command(
     ] = TRAIN_DEFAULTS.learning_rate,
     device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N.")] = "cpu",
     threads: Annotated[int | None, typer.Option(min=1, help=THREADS_HELP)] = None,
+    objective: Annotated[
+        str,
+        typer.Option(
+            help="self-supervised (the problem's own loss, no labels), supervised (mean "
+            "squared error to a classical solver's labels, normalized units) or hybrid "
+            "(supervised + --hybrid-weight x self-supervised)."
+        ),
+    ] = TRAIN_DEFAULTS.objective,
+    hybrid_weight: Annotated[
+        float, typer.Option(min=0.0, help="Weight of the self-supervised term in hybrid.")
+    ] = TRAIN_DEFAULTS.hybrid_weight,
+    label_method: Annotated[
+        str | None,
+        typer.Option(
+            help="Classical solver of the labels (default: sca for power control, wmmse for "
+            "MISO); labels missing from the data set are made and stored first."
+        ),
+    ] = None,
     resume: Annotated[bool, typer.Option(help="Continue from OUT/checkpoint.pt.")] = False,
     force: Annotated[
         bool, typer.Option(help="Start over in an OUT that already holds a run, replacing it.")
@@ -451,7 +469,8 @@ def train_command(
         ),
     ] = None,
 ) -> None:
-    """Train a learned method (self-supervised) with checkpoints and early stopping."""
+    """Train a learned method (self-supervised, supervised on solver labels, or hybrid) with
+    checkpoints and early stopping."""
     import torch
 
     from feasnet.data import storage
@@ -476,6 +495,9 @@ def train_command(
         seed=seed,
         device=device,
         threads=threads,
+        objective=objective,  # type: ignore[arg-type]  # pydantic checks the value
+        hybrid_weight=hybrid_weight,
+        label_method=label_method,
     )
     if data is not None:
         family, source = storage.read_info(data).family, f"--data {data}"
@@ -486,6 +508,10 @@ def train_command(
         check_method(config, problem or family)
     except ValueError as exc:
         raise UserError(f"{exc} ({source}; see feasnet methods)") from None
+    if train_config.objective != "self-supervised":
+        from feasnet.data.labels import default_label_method, solver_settings
+
+        solver_settings(family, label_method or default_label_method(family))
     check_run_folder(out, resume, force, "the training run")
     if resume and not (out / "checkpoint.pt").exists():
         err_console.print(
@@ -497,6 +523,9 @@ def train_command(
 
         data = ensure_dataset(out, preset or "", samples, seed, console.print, force=force)
     train_set, validation_set, info = storage.read_training_splits(data)
+    labels = None
+    if train_config.objective != "self-supervised":
+        labels = _training_labels(data, label_method)
     try:
         if problem is None:  # the constraint set the data calls for (e.g. energy efficiency)
             problem = problem_of(train_set)
@@ -517,10 +546,34 @@ def train_command(
         resume=resume,
         force=force,
         problem=problem,
+        labels=labels,
         metadata={"scenario": info.scenario.model_dump(mode="json"), "data": str(data)},
         log=console.print,
     )
     console.print(f"best epoch {summary['best_epoch']}; model: {out / 'model.pt'}")
+
+
+def _training_labels(data: Path, method: str | None) -> Any:
+    """The train split's label allocations of ``method`` in ``data``, made and stored first
+    (chunked, resumable) when the file holds none."""
+    from feasnet.data import storage
+    from feasnet.data.labels import (
+        default_label_method,
+        label_dataset,
+        labelled_splits,
+        read_labels,
+    )
+
+    key = (method or default_label_method(storage.read_info(data).family)).lower()
+    if "train" not in labelled_splits(data, key):
+        err_console.print(
+            f"[yellow]note:[/] {data} holds no {key} labels of the train split; making them "
+            f"now (as `feasnet data label {data} --method {key} --split train` would; an "
+            "interrupted run continues where it stopped)",
+            highlight=False,
+        )
+        label_dataset(data, key, splits=["train"], workers=_workers(None), log=console.print)
+    return read_labels(data, key, "train").allocation
 
 
 @app.command("solve")
