@@ -188,6 +188,14 @@ def data_generate(
         float | None,
         typer.Option(help="Radius of the cell drop [m] (default: the preset's, 50 m)."),
     ] = None,
+    csi_error: Annotated[
+        float | None,
+        typer.Option(
+            help="Power control: store CSI estimates with this relative error sigma in [0, 1) "
+            "(key csi_error; kept when feasible under the exact robust corner). See "
+            "docs/imperfect-csi.md."
+        ),
+    ] = None,
 ) -> None:
     """Draw feasible instances of a preset and store them, split, in HDF5."""
     from feasnet.data import storage
@@ -202,6 +210,10 @@ def data_generate(
         if cell_radius is not None:
             changes["cell_radius_m"] = cell_radius
         scenario = scenario.with_overrides(**changes)
+    if csi_error is not None:
+        if not isinstance(scenario, Scenario):
+            raise UserError(f"csi_error: {preset} is not a power-control preset")
+        scenario = scenario.with_overrides(csi_error=csi_error)
     n = samples or scenario.num_samples
     try:
         instances, stats = generate(scenario, n, seed=seed)
@@ -225,6 +237,31 @@ SPLIT_HELP = (
     "Train fraction (defaults: 0.9/0.05/0.05 train/validation/test for power control, "
     "0.7/0/0.3 for MISO as in the survey)."
 )
+
+
+ROBUST_HELP = (
+    "Power control with imperfect CSI (data carrying csi_error): exact (constraints at the "
+    "worst-case corner, guaranteed; the default), heuristic (the paper's chi search) or none."
+)
+
+
+def _check_robust(robust: str | None) -> None:
+    """Reject an unknown ``--robust`` before any work."""
+    from feasnet.problems.csi import ROBUST_MODES
+
+    if robust is not None and robust not in ROBUST_MODES:
+        raise UserError(f"robust: expected one of {', '.join(ROBUST_MODES)}, got {robust!r}")
+
+
+def _robust(instances: Any, robust: str | None) -> Any:
+    """Power-control instances carrying ``csi_error`` in robust mode ``robust`` (default exact);
+    anything else unchanged."""
+    from feasnet.problems.csi import with_robust
+    from feasnet.problems.instances import PowerControlInstances
+
+    if not isinstance(instances, PowerControlInstances) or len(instances) == 0:
+        return instances
+    return with_robust(instances, robust)
 
 
 def _splits(
@@ -468,6 +505,14 @@ def train_command(
             "min_energy_efficiency). Default: what the data calls for."
         ),
     ] = None,
+    robust: Annotated[str | None, typer.Option(help=ROBUST_HELP)] = None,
+    csi_distortion: Annotated[
+        float,
+        typer.Option(
+            help="Train on artificially distorted CSI: each batch's loss sees H(1 + e), "
+            "e ~ U[-s, s] per entry (s in [0, 1); 0: off)."
+        ),
+    ] = 0.0,
 ) -> None:
     """Train a learned method (self-supervised, supervised on solver labels, or hybrid) with
     checkpoints and early stopping."""
@@ -498,7 +543,9 @@ def train_command(
         objective=objective,  # type: ignore[arg-type]  # pydantic checks the value
         hybrid_weight=hybrid_weight,
         label_method=label_method,
+        csi_distortion=csi_distortion,
     )
+    _check_robust(robust)
     if data is not None:
         family, source = storage.read_info(data).family, f"--data {data}"
     else:
@@ -523,6 +570,7 @@ def train_command(
 
         data = ensure_dataset(out, preset or "", samples, seed, console.print, force=force)
     train_set, validation_set, info = storage.read_training_splits(data)
+    train_set, validation_set = _robust(train_set, robust), _robust(validation_set, robust)
     labels = None
     if train_config.objective != "self-supervised":
         labels = _training_labels(data, label_method)
@@ -602,6 +650,7 @@ def solve(
         float, typer.Option(min=0.0, help="Relative tolerance of the float64 feasibility check.")
     ] = DEFAULT_RTOL,
     threads: Annotated[int | None, typer.Option(min=1, help=THREADS_HELP)] = None,
+    robust: Annotated[str | None, typer.Option(help=ROBUST_HELP)] = None,
 ) -> None:
     """Solve every instance of a file; writes P, feasible, sum_rate, seconds (power control)
     or V, feasible, wsr, seconds (MISO).
@@ -619,10 +668,12 @@ def solve(
     if (method is None) == (model is None):
         raise UserError("give exactly one of --method (classical) or --model (trained)")
     executor = _executor(executor, address, learned=model is not None)
+    _check_robust(robust)
     if source.suffix.lower() in {".h5", ".hdf5"}:
         instances, _ = storage.read_dataset(source, split)
     else:
         instances = exchange.load_npz(source)
+    instances = _robust(instances, robust)
     chunks = out.with_name(out.name + ".chunks")
     if model is not None:
         result = solve_with_model(model, instances, guard=guard, threads=threads)
@@ -793,6 +844,13 @@ def bench(
             "instead of the quick default (3 points, 1,000 instances, 5 epochs)."
         ),
     ] = False,
+    robust: Annotated[
+        str | None,
+        typer.Option(
+            help="Suites on imperfect CSI (fig13): comma-separated robust modes to compare "
+            "(exact, heuristic, none; default: all)."
+        ),
+    ] = None,
 ) -> None:
     """Run a benchmark suite; prints a table and writes results.json/csv, report.md, a PNG.
 
@@ -807,7 +865,7 @@ def bench(
     with executor_scope(_executor(executor, address), address), user_threads(threads):
         _bench(
             suite, preset, samples, seed, methods, epochs, configs, points, workers, out,
-            resume, force, guard, rtol, reference, full,
+            resume, force, guard, rtol, reference, full, robust,
         )  # fmt: skip
 
 
@@ -828,6 +886,7 @@ def _bench(
     rtol: float,
     reference: str | None,
     full: bool = False,
+    robust: str | None = None,
 ) -> None:
     """:func:`bench` inside its executor scope."""
     from feasnet import solvers
@@ -867,12 +926,15 @@ def _bench(
             force=force,
             rtol=rtol,
             guard=guard,
+            robust=tuple(m.strip().lower() for m in robust.split(",")) if robust else None,
             log=lambda text: console.print(text, markup=False, highlight=False),
         )
         check_run_folder(run_dir, resume, force, "the benchmark")
         console.print(f"[bold]feasnet bench[/] suite={suite} full={full} -> {run_dir}")
         registry.run(suite, options)
         return
+    if robust is not None:
+        raise UserError(f"robust: the {suite} suite's data carries no csi_error (try fig13)")
     if suite.startswith("miso"):
         from feasnet.bench import miso as miso_bench
 

@@ -37,6 +37,13 @@ class TrainConfig(BaseModel):
     hybrid_weight: float = Field(
         0.01, ge=0, description="weight of the self-supervised term in the hybrid loss"
     )
+    csi_distortion: float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="artificially distorted CSI ([39] of the power-control paper): each "
+        "batch's loss sees gains H(1 + e), e ~ U[-s, s] per entry (0: off)",
+    )
     label_method: str | None = Field(
         None,
         description="classical solver whose labels the supervised and hybrid objectives fit "

@@ -261,6 +261,7 @@ def train(
         # one shuffle stream per epoch, so a resumed run sees the same batches
         generator = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch)
         order = torch.randperm(n, generator=generator).to(device)
+        csi_generator = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch + 500_009)
         total = 0.0
         with progress_bar(f"{method.name} epoch {epoch + 1}/{config.epochs}", steps) as advance:
             for k in range(steps):
@@ -268,8 +269,13 @@ def train(
                 if len(index) < 2:  # batch norm needs two samples
                     continue
                 batch = train_dev[index]
+                seen = batch  # the loss sees distorted CSI with config.csi_distortion
+                if config.csi_distortion:
+                    from feasnet.problems.csi import distort
+
+                    seen = distort(batch, config.csi_distortion, csi_generator)  # type: ignore[arg-type]
                 target = None if targets is None else targets[index]
-                loss = training_loss(model, config, model(batch), batch, target)
+                loss = training_loss(model, config, model(batch), seen, target)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)

@@ -48,6 +48,7 @@ class SuiteOptions:
     force: bool = False
     rtol: float = 1e-6
     guard: bool = False
+    robust: tuple[str, ...] | None = None
     log: Log = print
 
 

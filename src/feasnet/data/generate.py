@@ -82,7 +82,8 @@ def draw_instances(
     Returns:
         Power control (float64): ``gain (N, B, Q, B)`` linear power gains,
         ``pmax``/``noise``/``bandwidth`` ``(N,)`` [W, W, Hz] and ``min_rate (N, B, Q)``
-        [bit/s], all from the scenario. MISO (complex128): see
+        [bit/s], all from the scenario; with ``scenario.csi_error`` the gains are estimates
+        carrying ``csi_error`` (:func:`feasnet.problems.csi.estimate`). MISO (complex128): see
         :func:`feasnet.data.miso_presets.draw_miso_instances`.
     """
     if isinstance(scenario, MisoScenario):
@@ -106,7 +107,7 @@ def draw_instances(
             drop=scenario.drop,
             cell_radius_m=scenario.cell_radius_m,
         )
-    return PowerControlInstances.from_arrays(
+    drawn = PowerControlInstances.from_arrays(
         gain,
         scenario.pmax,
         scenario.noise_power,
@@ -114,6 +115,11 @@ def draw_instances(
         scenario.min_rate,
         min_energy_efficiency=scenario.min_energy_efficiency,
     )
+    if scenario.csi_error is None:
+        return drawn
+    from feasnet.problems.csi import estimate  # the data holds estimates (robust-exact filter)
+
+    return estimate(drawn, scenario.csi_error, generator)
 
 
 def generate(

@@ -59,6 +59,16 @@ class Scenario(BaseModel):
             "constraint set, R >= ee * P); None: no such constraint"
         ),
     )
+    csi_error: float | None = Field(
+        default=None,
+        ge=0,
+        lt=1,
+        allow_inf_nan=False,
+        description=(
+            "relative CSI error sigma: the data holds estimates H_hat = (1 - e) H, "
+            "e ~ U[-sigma, sigma], of the drawn channels (feasnet.problems.csi); None: perfect CSI"
+        ),
+    )
     pmax: float = Field(
         default=_gaussian.DEFAULT_PMAX_W,
         gt=0,
@@ -201,7 +211,8 @@ class Scenario(BaseModel):
         return (
             f"{self.name}: {self.kind}{drop}, B={self.num_bs}, Q={self.num_channels}, "
             f"U={self.num_users}, min rate {self.min_rate / 1e6:g} Mbit/s{ee}, "
-            f"Pmax {self.pmax * 1e3:g} mW, noise {self.noise_power:.3g} W"
+            + (f"CSI error {self.csi_error:g}, " if self.csi_error is not None else "")
+            + f"Pmax {self.pmax * 1e3:g} mW, noise {self.noise_power:.3g} W"
         )
 
 

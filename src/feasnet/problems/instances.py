@@ -10,7 +10,7 @@ construction so that every instance carries its own budget, noise, bandwidth and
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import numpy as np
@@ -37,6 +37,13 @@ class PowerControlInstances:
         min_energy_efficiency: ``(N, B, Q)`` float or None, minimum energy efficiency
             ``R_bq / P_bq`` of every user [bit/J], enforced as ``R_bq >= ee_bq P_bq`` (so a
             user at zero power meets it; 0 means no requirement). None: no such constraint.
+        csi_error: ``(N,)`` float in ``[0, 1)`` or None, the relative CSI estimation error
+            ``sigma``: ``gain`` is then an estimate and every true gain lies in
+            ``[gain / (1 + sigma), gain / (1 - sigma)]`` (see :mod:`feasnet.problems.csi`).
+        csi_corner: ``(N, 2)`` float or None, multipliers ``(direct, cross)`` of ``gain`` that
+            give the gains the constraints are written for (:attr:`constraint_gain`); set by
+            the robust mode (:func:`feasnet.problems.csi.with_robust`). None: the constraints
+            use ``gain`` itself.
     """
 
     gain: Tensor
@@ -45,6 +52,8 @@ class PowerControlInstances:
     bandwidth: Tensor
     min_rate: Tensor
     min_energy_efficiency: Tensor | None = None
+    csi_error: Tensor | None = None
+    csi_corner: Tensor | None = None
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -58,6 +67,8 @@ class PowerControlInstances:
         dtype: torch.dtype = torch.float64,
         device: torch.device | str | None = None,
         min_energy_efficiency: Any = None,
+        csi_error: Any = None,
+        csi_corner: Any = None,
     ) -> PowerControlInstances:
         """Validate array-likes, broadcast scalars and build a batch.
 
@@ -67,6 +78,11 @@ class PowerControlInstances:
             min_rate: scalar, ``(N,)`` or ``(N, B, Q)``, non-negative [bit/s].
             min_energy_efficiency: None (no energy-efficiency constraint), or scalar, ``(N,)``
                 or ``(N, B, Q)``, non-negative [bit/J].
+            csi_error: None (perfect CSI), or scalar or ``(N,)`` in ``[0, 1)``, the relative
+                CSI error ``sigma`` (``gain`` is then the estimate).
+            csi_corner: None (with ``csi_error``: the exact worst-case corner
+                ``(1 / (1 + sigma), 1 / (1 - sigma))``), or scalar, ``(2,)`` or ``(N, 2)``
+                positive multipliers ``(direct, cross)`` of the constraint-side gains.
 
         Raises:
             InvalidInstanceError: naming the field and what was expected.
@@ -133,7 +149,19 @@ class PowerControlInstances:
             if min_energy_efficiency is None
             else per_user("min_energy_efficiency", min_energy_efficiency, "bit/J")
         )
-        return cls(gain_t, pmax_t, noise_t, bandwidth_t, rate_t, ee_t)
+        csi_t = corner_t = None
+        if csi_error is not None:
+            from feasnet.problems.csi import exact_corner, validate_csi_error
+
+            csi_t = validate_csi_error(per_instance("csi_error", csi_error, positive=False))
+            corner_t = exact_corner(csi_t)
+        if csi_corner is not None:
+            if csi_t is None:
+                raise InvalidInstanceError("csi_corner: given without csi_error")
+            from feasnet.problems.csi import validate_corner
+
+            corner_t = validate_corner(_as_real_tensor("csi_corner", csi_corner, dtype, device), n)
+        return cls(gain_t, pmax_t, noise_t, bandwidth_t, rate_t, ee_t, csi_t, corner_t)
 
     # ------------------------------------------------------------------ shape helpers
     @property
@@ -200,7 +228,44 @@ class PowerControlInstances:
             out["min_energy_efficiency"] = (
                 self.min_energy_efficiency.detach().cpu().double().numpy()
             )
+        if self.csi_error is not None:
+            out["csi_error"] = self.csi_error.detach().cpu().double().numpy()
+            from feasnet.problems.csi import exact_corner
+
+            corner = self.csi_corner
+            if corner is None:
+                corner = torch.ones_like(self.csi_error)[:, None].expand(-1, 2)
+            exact = exact_corner(self.csi_error.double())
+            if not torch.allclose(corner.double(), exact, rtol=1e-6, atol=0.0):
+                out["csi_corner"] = corner.detach().cpu().double().numpy()  # a non-default mode
         return out
+
+    @property
+    def constraint_gain(self) -> Tensor:
+        """``(N, B, Q, B)`` the gains the constraints are written for: ``gain`` with the
+        direct gains times ``csi_corner[:, 0]`` and the cross gains times ``csi_corner[:, 1]``
+        (``gain`` itself without a corner). The objective always uses ``gain``."""
+        if self.csi_corner is None:
+            return self.gain
+        b = self.num_bs
+        eye = torch.eye(b, dtype=torch.bool, device=self.gain.device)[None, :, None, :]
+        direct = self.csi_corner[:, 0].to(self.gain.dtype)[:, None, None, None]
+        cross = self.csi_corner[:, 1].to(self.gain.dtype)[:, None, None, None]
+        return self.gain * torch.where(eye, direct, cross)
+
+    def constraint_side(self) -> PowerControlInstances:
+        """The instances whose ``gain`` is :attr:`constraint_gain` (no CSI fields): what every
+        constraint, feasibility test and anchor is computed on. ``self`` without a corner."""
+        if self.csi_corner is None:
+            return self
+        return PowerControlInstances(
+            self.constraint_gain,
+            self.pmax,
+            self.noise,
+            self.bandwidth,
+            self.min_rate,
+            self.min_energy_efficiency,
+        )
 
     @property
     def has_energy_efficiency(self) -> bool:
@@ -214,9 +279,30 @@ class PowerControlInstances:
         if not parts:
             raise ValueError("concatenate: need at least one batch")
         with_ee = any(p.min_energy_efficiency is not None for p in parts)
+        if any(p.csi_error is not None for p in parts):  # a batch without: sigma = 0
+            from feasnet.problems.csi import exact_corner
+
+            parts = [
+                p
+                if p.csi_error is not None
+                else PowerControlInstances(
+                    *(getattr(p, f.name) for f in fields(p) if not f.name.startswith("csi_")),
+                    csi_error=torch.zeros_like(p.pmax),
+                    csi_corner=exact_corner(torch.zeros_like(p.pmax)),
+                )
+                for p in parts
+            ]
+            parts = [  # no corner: the constraints use the gains themselves
+                p
+                if p.csi_corner is not None
+                else replace(p, csi_corner=torch.ones_like(p.pmax)[:, None].expand(-1, 2))
+                for p in parts
+            ]
         out: dict[str, Tensor | None] = {}
         for f in fields(PowerControlInstances):
-            if f.name == "min_energy_efficiency":
+            if f.name in ("csi_error", "csi_corner") and getattr(parts[0], f.name) is None:
+                out[f.name] = None
+            elif f.name == "min_energy_efficiency":
                 out[f.name] = (
                     torch.cat(
                         [

@@ -17,6 +17,10 @@ each QoS row divided by its direct gain, which turns the QoS block of channel ``
 ``(I - B_q) x_q >= u_q / Pmax`` with the matrices ``B_q``, ``u_q`` of eq. (25)-(26).
 
 Layout of the vector form (paper eq. 4): ``p[q * B + b] = P[b, q]`` (columns of ``P`` stacked).
+
+Imperfect CSI: every constraint-side function (QoS matrices, feasibility checks, minimum power,
+anchors, rate rows) works on ``instances.constraint_side()``, the gains of the robust mode
+(:mod:`feasnet.problems.csi`); the rates and the sum rate use the estimate ``instances.gain``.
 """
 
 from __future__ import annotations
@@ -99,7 +103,8 @@ class VectorForm:
 
 
 def vector_form(instances: PowerControlInstances) -> VectorForm:
-    """Build ``A``, ``C``, ``d`` of eqs. (4)-(6) for every instance."""
+    """Build ``A``, ``C``, ``d`` of eqs. (4)-(6) for every instance (constraint-side gains)."""
+    instances = instances.constraint_side()
     n, b, q = instances.num_instances, instances.num_bs, instances.num_channels
     u = b * q
     dtype, device = instances.dtype, instances.device
@@ -124,8 +129,10 @@ def qos_matrices(instances: PowerControlInstances) -> tuple[Tensor, Tensor]:
         ``(B_mat, u)``: ``B_mat`` is ``(N, Q, B, B)`` with
         ``B_mat[n, q, b, c] = beta_bq H[b,q,c] / H[b,q,b]`` off the diagonal and 0 on it
         (dimensionless); ``u`` is ``(N, Q, B)`` with
-        ``u[n, q, b] = beta_bq sigma^2 / H[b,q,b]`` [W].
+        ``u[n, q, b] = beta_bq sigma^2 / H[b,q,b]`` [W]. On the constraint-side gains
+        (:meth:`~feasnet.problems.instances.PowerControlInstances.constraint_side`).
     """
+    instances = instances.constraint_side()
     b = instances.num_bs
     beta = min_sinr(instances).transpose(1, 2)  # (N, Q, B)
     gain_q = instances.gain.permute(0, 2, 1, 3)  # (N, Q, B, B)
@@ -206,7 +213,8 @@ class Violations:
 
 
 def violations(power: Tensor, instances: PowerControlInstances) -> Violations:
-    """Violation of every constraint for powers ``(N, B, Q)`` [W]."""
+    """Violation of every constraint for powers ``(N, B, Q)`` [W] (constraint-side gains)."""
+    instances = instances.constraint_side()
     return Violations(
         negative_power=torch.clamp(-power, min=0),
         budget_excess=torch.clamp(power.sum(dim=2) - instances.pmax[:, None], min=0),
@@ -230,7 +238,7 @@ def is_feasible(
         rtol: relative tolerance on the budget and the rate targets.
     """
     p64 = power.detach().to(torch.float64)
-    inst64 = instances.to(torch.float64, p64.device)
+    inst64 = instances.to(torch.float64, p64.device).constraint_side()  # robust CSI corner
     finite = torch.isfinite(p64).all(dim=(1, 2))
     p_safe = torch.where(torch.isfinite(p64), p64, torch.zeros_like(p64))
     nonneg = (p_safe >= 0).all(dim=(1, 2))
@@ -247,7 +255,8 @@ def is_feasible(
 def rate_rows(power: Tensor, instances: PowerControlInstances) -> Tensor:
     """Minimum-rate rows in their non-linear form (eq. 2), scale-free: ``(N, B, Q)``
     ``1 - R_bq(P) / alpha_bq`` (``<= 0`` where met; ``-1`` for a user without target).
-    Differentiable in ``power`` ``(N, B, Q)`` [W]."""
+    Differentiable in ``power`` ``(N, B, Q)`` [W]. Constraint-side gains."""
+    instances = instances.constraint_side()
     alpha = instances.min_rate
     has_target = alpha > 0
     ratio = rates(power, instances) / torch.where(has_target, alpha, torch.ones_like(alpha))
@@ -258,7 +267,8 @@ def energy_efficiency_rows(power: Tensor, instances: PowerControlInstances) -> T
     """Energy-efficiency rows ``ee_bq P_bq - R_bq(P) <= 0`` divided by ``ee_bq pmax`` (so
     scale-free): ``(N, B, Q)`` ``P_bq / pmax - R_bq(P) / (ee_bq pmax)``; ``-1`` for a user
     without requirement (``ee = 0``) and everywhere when the instances carry none.
-    Differentiable in ``power`` ``(N, B, Q)`` [W]."""
+    Differentiable in ``power`` ``(N, B, Q)`` [W]. Constraint-side gains."""
+    instances = instances.constraint_side()
     ee = instances.min_energy_efficiency
     if ee is None:
         return -torch.ones_like(power)
@@ -270,6 +280,7 @@ def energy_efficiency_rows(power: Tensor, instances: PowerControlInstances) -> T
 
 def _energy_efficiency_ok(power: Tensor, instances: PowerControlInstances) -> Tensor:
     """``(N,)`` bool, every energy-efficiency row holds exactly (float64, rtol 0)."""
+    instances = instances.constraint_side()
     if instances.min_energy_efficiency is None:
         return torch.ones(power.shape[0], dtype=torch.bool, device=power.device)
     floor = instances.min_energy_efficiency * power
@@ -369,7 +380,7 @@ def minimum_power(instances: PowerControlInstances) -> MinimumPower:
     overflow cannot be evaluated at all and is reported infeasible too (see
     :attr:`MinimumPower.gain_overflow`).
     """
-    inst64 = instances.to(torch.float64)
+    inst64 = instances.to(torch.float64).constraint_side()  # robust CSI corner, if any
     received = inst64.gain.sum(dim=3) * (inst64.pmax / inst64.noise)[:, None, None]  # (N, B, Q)
     gain_overflow = ~torch.isfinite(received)
     b_mat, u = qos_matrices(inst64)  # (N, Q, B, B), (N, Q, B)
@@ -479,7 +490,7 @@ def _efficient_anchor(
     strictly in ``s`` for a user with power), every budget slack.
     Returns ``(N, B, Q)`` float64 [W].
     """
-    inst64 = instances.to(torch.float64, p_min.device)
+    inst64 = instances.to(torch.float64, p_min.device).constraint_side()
     ee = inst64.min_energy_efficiency
     assert ee is not None
     direct = torch.diagonal(inst64.gain, dim1=1, dim2=3).transpose(1, 2)  # (N, B, Q)

@@ -57,6 +57,20 @@ POWER_CONTROL_KEYS: dict[str, FileKey] = {
         "minimum energy efficiency R/P of every user (energy-efficiency constraint set)",
         required=False,
     ),
+    "csi_error": FileKey(
+        "scalar or (N,)",
+        "1",
+        "relative CSI error sigma in [0, 1): H is an estimate, the true gains lie in "
+        "[H / (1 + sigma), H / (1 - sigma)]",
+        required=False,
+    ),
+    "csi_corner": FileKey(
+        "(N, 2)",
+        "1",
+        "multipliers (direct, cross) of H the constraints use (robust mode other than exact; "
+        "needs csi_error)",
+        required=False,
+    ),
 }
 """The power-control exchange format (``.npz`` keys and HDF5 split datasets)."""
 
@@ -192,7 +206,13 @@ class PowerControlProblem(Problem):
         every set, energy efficiency included: see its ``efficiency_short``)."""
         self.check_instances(instances)
         mp = pc.minimum_power(instances)
-        return Feasibility(feasible=mp.feasible, reasons=mp.reasons(), exact=True)
+        reasons = mp.reasons()
+        if instances.csi_corner is not None:  # the verdict is on the robust corner
+            from feasnet.problems.csi import robust_mode
+
+            note = f" (under CSI uncertainty, robust mode {robust_mode(instances)})"
+            reasons = [r + note if r else r for r in reasons]
+        return Feasibility(feasible=mp.feasible, reasons=reasons, exact=True)
 
     def anchor(self, instances: PowerControlInstances, fraction: float = 0.5) -> Tensor:
         """:func:`~feasnet.problems.power_control.interior_anchor` in normalized units
@@ -247,6 +267,8 @@ class PowerControlProblem(Problem):
                 dtype=dtype,
                 device=device,
                 min_energy_efficiency=arrays.get("min_energy_efficiency"),
+                csi_error=arrays.get("csi_error"),
+                csi_corner=arrays.get("csi_corner"),
             )
         except InvalidInstanceError as exc:
             raise InvalidInstanceError(f"{source}: {exc}") from exc
@@ -254,7 +276,7 @@ class PowerControlProblem(Problem):
     def instances_to_arrays(self, instances: PowerControlInstances) -> dict[str, np.ndarray]:
         """Exchange arrays (float64); constant values other than ``H`` as scalars."""
         arrays = instances.as_numpy()
-        return {k: (v if k == "H" else _compact(v)) for k, v in arrays.items()}
+        return {k: (v if k in ("H", "csi_corner") else _compact(v)) for k, v in arrays.items()}
 
     def allocation_feasible(
         self, allocation: Tensor, instances: PowerControlInstances, rtol: float

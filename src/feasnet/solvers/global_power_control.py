@@ -508,6 +508,12 @@ def solve(
         raise ValueError(f"time_limit: expected > 0 seconds, got {time_limit}")
     if algorithm not in ALGORITHMS:
         raise ValueError(f"algorithm: expected one of {ALGORITHMS}, got {algorithm!r}")
+    if instances.csi_corner is not None and not bool((instances.csi_corner == 1).all()):
+        raise ValueError(
+            "global: instances with a robust CSI corner (csi_error with robust exact or "
+            "heuristic) are not supported (its bounds assume one set of gains); use sca, or "
+            "robust none"
+        )
     options = {
         "gap": gap,
         "time_limit": time_limit,

@@ -108,6 +108,8 @@ def prepare_instance(instance: dict[str, Any]) -> PreparedInstance:
         instance["noise"],
         instance["bandwidth"],
         np.asarray(instance["min_rate"], dtype=np.float64)[None],
+        csi_error=instance.get("csi_error"),
+        csi_corner=instance.get("csi_corner"),
     )
     mp = pc.minimum_power(batch)
     anchor = pc.interior_anchor(batch, min_power=mp)
@@ -298,7 +300,10 @@ def gp_point(
     if formulation not in FORMULATIONS:
         raise ValueError(f"formulation: expected one of {FORMULATIONS}, got {formulation!r}")
     b, q = prepared.num_bs, prepared.num_channels
-    arrays = prepared.instance.as_numpy()
+    # Imperfect CSI: the GP (objective and QoS rows share their coefficients) is written for
+    # the robust corner's gains; at high SINR that scales every SINR by the same factor, so the
+    # maximizer is the one for the estimate, and the polish below keeps the robust rows.
+    arrays = prepared.instance.constraint_side().as_numpy()
     gain = arrays["H"][0]  # (B, Q, B)
     direct = np.einsum("bqb->bq", gain)  # (B, Q)
     pmax, noise = float(arrays["pmax"][0]), float(arrays["noise"][0])

@@ -312,15 +312,18 @@ def refine(
     gain = arrays["H"][0]  # (B, Q, B)
     pmax, noise = float(arrays["pmax"][0]), float(arrays["noise"][0])
     hn = gain * (pmax / noise)  # (B, Q, B), dimensionless
-    direct = np.einsum("bqb->bq", hn)  # (B, Q)
     exact = _ExactRate(prepared, hn)
 
     sub = _surrogate(b, q)
+    # QoS rows on the constraint-side gains (the robust corner under imperfect CSI)
+    chn = prepared.instance.constraint_gain[0].numpy() * (pmax / noise)  # (B, Q, B)
+    c_direct = np.einsum("bqb->bq", chn)
+    c_cross = chn * (~np.eye(b, dtype=bool))[:, None, :]
     for k in range(q):
         sub.gains[k].value = hn[:, k, :]
-        ratio = prepared.beta[:, k, None] * exact.cross[:, k, :] / direct[:, k, None]
+        ratio = prepared.beta[:, k, None] * c_cross[:, k, :] / c_direct[:, k, None]
         sub.qos_matrix[k].value = np.eye(b) - ratio
-    sub.qos_rhs.value = prepared.beta / direct  # u / Pmax = beta sigma^2 / (H_bb Pmax)
+    sub.qos_rhs.value = prepared.beta / c_direct  # u / Pmax = beta sigma^2 / (H_bb Pmax)
     solvers = tuple(dict.fromkeys((solver, *FALLBACK_SOLVERS)))
 
     best, _ = gp.polish(start, prepared)
@@ -505,7 +508,6 @@ def refine_energy_efficient(
     pmax, noise = float(arrays["pmax"][0]), float(arrays["noise"][0])
     bandwidth = float(arrays["bandwidth"][0])
     hn = arrays["H"][0] * (pmax / noise)  # (B, Q, B)
-    direct = np.einsum("bqb->bq", hn)
     cross = hn.copy()
     for k in range(b):
         cross[k, :, k] = 0.0
@@ -516,10 +518,15 @@ def refine_energy_efficient(
     if key not in _EE_CACHE:
         _EE_CACHE[key] = _build_efficient_surrogate(b, q, rows)
     sub = _EE_CACHE[key]
+    chn = batch.constraint_gain[0].numpy() * (pmax / noise)  # QoS rows: robust corner, if any
+    c_direct = np.einsum("bqb->bq", chn)
+    c_cross = chn * (~np.eye(b, dtype=bool))[:, None, :]
     for k in range(q):
         sub.gains[k].value = hn[:, k, :]
-        sub.qos_matrix[k].value = np.eye(b) - beta[:, k, None] * cross[:, k, :] / direct[:, k, None]
-    sub.qos_rhs.value = beta / direct
+        sub.qos_matrix[k].value = (
+            np.eye(b) - beta[:, k, None] * c_cross[:, k, :] / c_direct[:, k, None]
+        )
+    sub.qos_rhs.value = beta / c_direct
     sub.efficiency.value = ee * pmax * math.log(2.0) / bandwidth * (1.0 + EE_MARGIN)
     solvers = tuple(dict.fromkeys((solver, *FALLBACK_SOLVERS)))
 
@@ -574,6 +581,8 @@ def _solve_energy_efficient(
         instance["bandwidth"],
         np.asarray(instance["min_rate"], dtype=np.float64)[None],
         min_energy_efficiency=np.asarray(instance["min_energy_efficiency"], dtype=np.float64)[None],
+        csi_error=instance.get("csi_error"),
+        csi_corner=instance.get("csi_corner"),
     )
     mp = pc.minimum_power(batch)
     if not bool(mp.feasible[0]):
