@@ -108,11 +108,16 @@ class LearnedModel(nn.Module):
         return self.layer(raw, instances.to(raw.dtype, raw.device), extra)
 
     def loss(self, x: Tensor, instances: Any) -> Tensor:
-        """Mean ``-objective / objective_scale + penalty_weight * violation`` (scalar)."""
+        """Mean ``-objective / objective_scale + penalty_weight * violation`` (scalar); a
+        layer with its own constraint term (``constraint_loss(x, instances) -> (N,)``, e.g. the
+        primal-dual layer's augmented Lagrangian) replaces the penalty term."""
         inst = instances.to(x.dtype, x.device)
         scale = self.problem.objective_scale(inst)
         loss = -self.problem.objective(x, inst) / scale
-        if self.config.penalty_weight > 0:
+        constraint_loss = getattr(self.layer, "constraint_loss", None)
+        if constraint_loss is not None:
+            loss = loss + constraint_loss(x, inst)
+        elif self.config.penalty_weight > 0:
             loss = loss + self.config.penalty_weight * self.problem.violation(x, inst)
         return loss.mean()
 

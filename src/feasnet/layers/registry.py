@@ -23,6 +23,7 @@ LAYERS: dict[str, str] = {
     "dc3": "feasnet.layers.dc3:DC3Layer",
     "hop": "feasnet.layers.hop:HopLayer",
     "guard": "feasnet.layers.guard:GuardLayer",
+    "primal-dual": "feasnet.layers.primal_dual:PrimalDualLayer",
 }
 """Layer name -> ``module:class``."""
 
