@@ -98,6 +98,22 @@ def write_reports(
 # One line per suite; the module is imported only when the suite runs or is re-rendered.
 register(
     Suite(
+        "fig7-8",
+        "feasnet.bench.fig7_8",
+        "power-control paper, Figs. 7-8: final activation (affine/relu/sigmoid/softmax) of "
+        "DIPNet and DEPNet, test sum rate and violation probability per epoch",
+    )
+)
+register(
+    Suite(
+        "fig11",
+        "feasnet.bench.fig11",
+        "power-control paper, Fig. 11: DEPNet's correction (GD at five step sizes, Newton) "
+        "from the untrained and the trained backbone's output, per iteration",
+    )
+)
+register(
+    Suite(
         "fig4-6",
         "feasnet.bench.fig4_6",
         "power-control paper, Figs. 4-6: sum rate, violation probability and time per sample "
@@ -116,5 +132,21 @@ register(
         "fig10",
         "feasnet.bench.fig10",
         "power-control paper, Fig. 10: the same vs the number of BSs (path loss, Q = 2)",
+    )
+)
+register(
+    Suite(
+        "survey",
+        "feasnet.bench.survey",
+        "survey, Table I measured: every layer x backbone x objective on power control and MISO",
+        family="power-control, miso",
+    )
+)
+register(
+    Suite(
+        "generalize",
+        "feasnet.bench.generalize",
+        "size generalization: GNN methods trained on B = 4 (K = 4), run on B = 2..8 (K = 2..6)",
+        family="power-control, miso",
     )
 )

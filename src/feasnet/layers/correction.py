@@ -144,6 +144,7 @@ def correct(
     margin: float | None = None,
     early_exit: bool = False,
     trace: list[Tensor] | None = None,
+    iterates: list[Tensor] | None = None,
 ) -> Tensor:
     """Apply up to ``steps`` correction steps to ``x`` (vector layout, normalized units).
 
@@ -173,6 +174,9 @@ def correct(
         trace: if given, ``V`` on the targeted (and, if so, equilibrated) rows (``(N,)``,
             detached; frozen
             samples keep their last value) is appended before the first and after every step.
+        iterates: if given, the whole batch's current point (``(N, U)``, detached, in the
+            working dtype: float64 for Newton; frozen samples keep their last point) is
+            appended before the first and after every step, like ``trace``.
 
     Returns:
         ``(N, U)`` corrected candidates, same dtype and device as ``x``.
@@ -206,6 +210,9 @@ def correct(
             value = excess.detach().pow(2).sum(dim=1)
             values = value if index is None else values.index_copy(0, index, value)
             trace.append(values.clone())
+        if iterates is not None:
+            point = z.detach() if index is None else result.index_copy(0, index, z).detach()
+            iterates.append(point.clone())
         if step == steps:
             break
         if early_exit:
