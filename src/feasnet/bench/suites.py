@@ -150,3 +150,11 @@ register(
         family="power-control, miso",
     )
 )
+register(
+    Suite(
+        "fig13",
+        "feasnet.bench.fig13",
+        "power-control paper, Fig. 13: imperfect CSI, robust modes none / distorted training / "
+        "chi heuristic / exact worst case, on fresh true channels vs the CSI error",
+    )
+)
