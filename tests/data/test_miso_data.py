@@ -54,6 +54,7 @@ def test_presets_registered_with_power_control() -> None:
     names = preset_names()
     sweep = [f"miso-snr-{s}" for s in (0, 5, 10, 15, 20)]
     sweep += [f"miso-m-{m}" for m in ("0.5", "1", "2", "4", "8")]
+    sweep += [f"miso-sinr-{t}" for t in ("0", "5", "10", "12.5", "15")]
     assert [n for n in names if n.startswith("miso")] == [*sweep, "miso-small"]
     assert "small" in names and isinstance(get_preset("small"), Scenario)
     for snr in (0, 5, 10, 15, 20):

@@ -53,6 +53,13 @@ class Sweep:
 SWEEPS: dict[str, Sweep] = {
     "miso-snr": Sweep("snr_db", "SNR [dB]", (0, 5, 10, 15, 20), "miso-snr-", "Fig. 4"),
     "miso-nakagami": Sweep("nakagami_m", "Nakagami m", (0.5, 1, 2, 4, 8), "miso-m-", "Fig. 5"),
+    "miso-sinr": Sweep(
+        "sinr_min_db",
+        "SINR target [dB]",
+        (0, 5, 10, 12.5, 15),
+        "miso-sinr-",
+        "case study at a binding QoS (SINR-target sweep at 0 dB SNR, ours)",
+    ),
 }
 """Suite name -> sweep."""
 
@@ -67,6 +74,38 @@ HARD_CONSTRAINED = tuple(m for m in LEARNED_METHODS if not m.startswith("penalty
 DEFAULT_SAMPLES = 1000
 DEFAULT_EPOCHS = 40
 DEFAULT_BATCH_SIZE = 32
+QOS_ACTIVE_TOLERANCE = 1e-3
+"""A QoS row counts as active (binding) when ``|SINR_k / gamma_k - 1| <= 1e-3``."""
+
+
+def qos_active_fraction(
+    beams: Any, instances: Any, tolerance: float = QOS_ACTIVE_TOLERANCE
+) -> float:
+    """Fraction of instances in which at least one user's SINR sits at its target.
+
+    Args:
+        beams: ``(N, Nt, K)`` complex beamformers in physical units (a result's allocation).
+        instances: the ``N`` MISO instances.
+        tolerance: relative distance to the target that counts as active.
+
+    Returns:
+        The fraction in ``[0, 1]`` (0 when no user has a target); computed in complex128.
+    """
+    import torch
+
+    from feasnet.problems.miso import sinr
+    from feasnet.problems.registry import problem_of
+
+    inst = problem_of(instances).float64(instances)
+    v = torch.as_tensor(beams).to(torch.complex128)
+    if len(inst) == 0:
+        return math.nan
+    target = inst.sinr_min
+    ratio = sinr(v, inst) / torch.where(target > 0, target, torch.ones_like(target))
+    active = ((ratio - 1).abs() <= tolerance) & (target > 0)
+    return float(active.any(dim=1).double().mean())
+
+
 
 
 def default_train_config(epochs: int | None = None, seed: int = 0) -> TrainConfig:
@@ -93,7 +132,7 @@ def _solve_point(
     force: bool = False,
     rtol: float = DEFAULT_RTOL,
     guard: bool = False,
-) -> tuple[list[MethodMetrics], Any]:
+) -> tuple[list[MethodMetrics], Any, dict[str, float]]:
     """Results of every method on one sweep point's test split."""
     dataset = ensure_dataset(point_dir, preset, samples, seed, log, force=force)
     instances, info = storage.read_dataset(dataset, "test")
@@ -116,12 +155,17 @@ def _solve_point(
         evaluate(results[m], reference=reference, baseline=reference, upper_bound=upper_bound)
         for m in methods
     ]
-    return metrics, info
+    active = {m: qos_active_fraction(results[m].allocation, instances) for m in methods}
+    return metrics, info, active
 
 
-def metric_row(sweep: Sweep, value: float, m: MethodMetrics) -> dict[str, Any]:
+def metric_row(
+    sweep: Sweep, value: float, m: MethodMetrics, qos_active: float | None = None
+) -> dict[str, Any]:
     """One flat, display-ready row: WSR in bit/s/Hz, time in ms; ``<key>_se`` are standard
-    errors, ``kind`` classical / learned, ``timing`` per instance / batched."""
+    errors, ``kind`` classical / learned, ``timing`` per instance / batched, ``qos_active``
+    the fraction of instances whose output has a binding SINR row
+    (:func:`qos_active_fraction`)."""
     return {
         sweep.parameter: value,
         "method": m.method,
@@ -142,6 +186,7 @@ def metric_row(sweep: Sweep, value: float, m: MethodMetrics) -> dict[str, Any]:
         "num_not_converged": m.num_not_converged,
         "kind": report.method_kind(m.method),
         "timing": "batched" if m.batched_timing else "per instance",
+        "qos_active": qos_active,
     }
 
 
@@ -197,7 +242,7 @@ def run(
     for value in chosen_values:
         preset = sweep.preset(value)
         log(f"[bold]{suite}[/]: {escape(sweep.label)} = {value:g} ({preset})")
-        metrics, info = _solve_point(
+        metrics, info, active = _solve_point(
             out_dir / preset,
             preset,
             samples,
@@ -211,7 +256,7 @@ def run(
             guard,
         )
         scenarios[preset] = info.scenario.model_dump(mode="json")
-        point_rows = [metric_row(sweep, value, m) for m in metrics]
+        point_rows = [metric_row(sweep, value, m, active.get(m.method)) for m in metrics]
         _print_point(point_rows, preset, rtol)
         rows.extend(point_rows)
     payload = {
@@ -244,6 +289,7 @@ MISO_COLUMNS: list[tuple[str, str]] = [
     ("percent_of_upper_bound", "% of upper bound"),
     ("violation_rate", "violation rate"),
     ("num_not_converged", "not converged"),
+    ("qos_active", "QoS active"),
     ("time_per_sample_ms", "time / sample [ms]"),
     ("timing", "timing"),
     ("speedup_over_wmmse", "speed-up vs WMMSE"),
@@ -308,7 +354,9 @@ def measured_summary(sweep: Sweep, rows: list[dict[str, Any]]) -> dict[str, Any]
     ]
     learned = [r for r in rows if r["method"] in LEARNED_METHODS]
     # the 10 dB point: snr_db = 10 on the SNR sweep, the Rayleigh point m = 1 (at 10 dB) on m's
-    ten_db_value = {"snr_db": 10, "nakagami_m": 1}[sweep.parameter]
+    # on the SINR-target sweep (all at 0 dB SNR): the highest target run
+    values = [r[sweep.parameter] for r in rows]
+    ten_db_value = {"snr_db": 10, "nakagami_m": 1}.get(sweep.parameter, max(values, default=0))
     at_ten_db = [r for r in learned if r[sweep.parameter] == ten_db_value]
     best = max(at_ten_db, key=lambda r: _finite(r["percent_of_wmmse"]), default=None)
     slowest_speedup = min((_finite(r["speedup_over_wmmse"]) for r in learned), default=math.nan)
@@ -321,6 +369,7 @@ def measured_summary(sweep: Sweep, rows: list[dict[str, Any]]) -> dict[str, Any]
             best.get("percent_of_wmmse_se") if best else None
         ),
         "min_speedup_over_wmmse": slowest_speedup if learned else None,
+        "best_learned_point": f"{sweep.parameter}={ten_db_value:g}",
     }
 
 
@@ -330,6 +379,14 @@ target_checks = measured_summary
 
 def _finite(value: Any) -> float:
     return float(value) if value is not None and math.isfinite(float(value)) else -math.inf
+
+
+def _point_words(summary: dict[str, Any]) -> str:
+    """Where the best learned method was picked (``10 dB`` for the survey's sweeps)."""
+    point = summary.get("best_learned_point")
+    if point is None or point in ("snr_db=10", "nakagami_m=1"):
+        return "10 dB"
+    return point
 
 
 def summary_lines(summary: dict[str, Any]) -> list[str]:
@@ -346,7 +403,8 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
         se = summary.get("best_learned_percent_of_wmmse_se_at_10_db")
         spread = f" ± {se:.1f}" if se is not None and math.isfinite(se) else ""
         lines.append(
-            f"best learned method at 10 dB: {summary['best_learned_at_10_db']}, "
+            f"best learned method at {_point_words(summary)}: "
+            f"{summary['best_learned_at_10_db']}, "
             f"{summary['best_learned_percent_of_wmmse_at_10_db']:.1f}{spread} % of WMMSE"
         )
     slowest = summary.get("min_speedup_over_wmmse")
@@ -403,6 +461,12 @@ def markdown_report(
     if any(math.isfinite(report.number(r.get("percent_of_upper_bound"))) for r in rows):
         sections.append(f"## % of upper bound\n\n{table('percent_of_upper_bound')}")
     sections.append(f"## Violation rate\n\n{table('violation_rate')}")
+    if any(r.get("qos_active") is not None for r in rows):
+        sections.append(
+            "## Fraction of instances with a binding QoS row\n\n"
+            f"(some user's SINR within {QOS_ACTIVE_TOLERANCE:g} of its target)\n\n"
+            f"{table('qos_active')}"
+        )
     if any(r.get("num_not_converged") is not None for r in rows):
         sections.append(f"## Instances not converged\n\n{table('num_not_converged')}")
     sections.append(f"## Time per sample [ms]\n\n{table('time_per_sample_ms')}")

@@ -226,10 +226,16 @@ SNR_SWEEP_DB = (0, 5, 10, 15, 20)
 """SNRs [dB] of the ``miso-snr-*`` presets (Nakagami m = 1)."""
 M_SWEEP = (0.5, 1, 2, 4, 8)
 """Nakagami shapes of the ``miso-m-*`` presets (SNR 10 dB)."""
+SINR_SWEEP_DB = (0, 5, 10, 12.5, 15)
+"""SINR targets [dB] of the ``miso-sinr-*`` presets (every user the same target)."""
+SINR_SWEEP_SNR_DB = 0.0
+"""Cell-edge SNR [dB] of the ``miso-sinr-*`` presets: the lowest SNR of Fig. 4, where the
+targets above ~5 dB bind at the WMMSE point (at 10 dB SNR not even a 15 dB target binds)."""
 
 
 def build_miso_presets() -> list[MisoScenario]:
-    """The MISO presets, in listing order: the SNR sweep, the m sweep, ``miso-small``."""
+    """The MISO presets, in listing order: the SNR sweep, the m sweep, the SINR-target sweep,
+    ``miso-small``."""
     presets = [
         MisoScenario(
             name=f"miso-snr-{snr}",
@@ -250,6 +256,18 @@ def build_miso_presets() -> list[MisoScenario]:
             ),
         )
         for m in M_SWEEP
+    ]
+    presets += [
+        MisoScenario(
+            name=f"miso-sinr-{target:g}",
+            snr_db=SINR_SWEEP_SNR_DB,
+            sinr_min_db=float(target),
+            description=(
+                f"survey MISO case study with a binding QoS: Nt=20, K=3, SNR "
+                f"{SINR_SWEEP_SNR_DB:g} dB, Rayleigh (m=1), SINR target {target:g} dB"
+            ),
+        )
+        for target in SINR_SWEEP_DB
     ]
     presets.append(
         MisoScenario(
