@@ -245,9 +245,7 @@ def true_instances(
     """``N * D`` perfect-CSI instances, ``D`` true-channel draws of each estimate, ordered
     instance-major (draw ``d`` of instance ``i`` at ``i * D + d``)."""
     gains = draw_true_gains(instances, draws, generator)
-    index = torch.arange(instances.num_instances, device=instances.device).repeat_interleave(
-        draws
-    )
+    index = torch.arange(instances.num_instances, device=instances.device).repeat_interleave(draws)
     expanded = without_csi(instances)[index]
     return replace(expanded, gain=gains.reshape(-1, *instances.gain.shape[1:]))
 

@@ -285,8 +285,8 @@ class PowerControlInstances:
             parts = [
                 p
                 if p.csi_error is not None
-                else PowerControlInstances(
-                    *(getattr(p, f.name) for f in fields(p) if not f.name.startswith("csi_")),
+                else replace(
+                    p,
                     csi_error=torch.zeros_like(p.pmax),
                     csi_corner=exact_corner(torch.zeros_like(p.pmax)),
                 )
