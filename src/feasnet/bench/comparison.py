@@ -66,7 +66,7 @@ def ensure_dataset(
     if path.exists():
         info = storage.read_info(path)
         if (
-            info.scenario.name == scenario.name
+            info.scenario == scenario  # every field: a changed preset (e.g. its drop) is stale
             and info.seed == seed
             and info.num_instances == samples
         ):
