@@ -79,7 +79,7 @@ ITERATIONS = 100
 
 QUICK_SAMPLES = 5000
 FULL_SAMPLES = 100_000
-QUICK_EPOCHS = 5
+QUICK_EPOCHS = 10
 FULL_EPOCHS = 20
 
 PAPER_CLAIMS = (
@@ -296,7 +296,7 @@ def run(options: SuiteOptions) -> None:
     """Run the convergence study (registered suite ``fig11``).
 
     Uses ``samples`` (default 5,000; 100,000 with ``full``), ``epochs`` (DEPNet's training,
-    default 5; 20 with ``full``), ``seed``, ``points`` (the step sizes, default the paper's
+    default 10; 20 with ``full``), ``seed``, ``points`` (the step sizes, default the paper's
     five), ``rtol``, ``force``.
 
     Raises:

@@ -44,6 +44,7 @@ import torch
 
 from feasnet.atomic import write_text
 from feasnet.bench import report
+from feasnet.bench.runner import solve_methods
 from feasnet.bench.suites import SuiteOptions
 from feasnet.data import storage
 from feasnet.data.generate import generate
@@ -61,6 +62,8 @@ SUITE = "fig7-8"
 PRESET = "table2-8"
 """Path loss, ``B = 4``, ``U = 12`` (``Q = 3``), 2.5 Mbit/s."""
 METHODS = ("dipnet", "depnet")
+REFERENCE = "sca"
+"""Classical reference drawn as a horizontal line in the sum-rate panels."""
 ACTIVATIONS = ("affine", "relu", "sigmoid", "softmax")
 """The paper's four final activations, in its order."""
 
@@ -163,6 +166,31 @@ def check_methods(methods: Sequence[str] | None) -> tuple[str, ...]:
 
 
 # ---------------------------------------------------------------------------- evaluation
+def reference_row(
+    out_dir: Path,
+    dataset: Path,
+    test: PowerControlInstances,
+    workers: int | None,
+    rtol: float,
+    log: Log = print,
+) -> dict[str, Any]:
+    """SCA on the test split (cached in ``out_dir/solutions/sca.npz``): the sum rate the
+    learned methods are read against. Returns ``method``, ``objective_mbps`` (violations as 0)
+    with its standard error, ``violation_probability`` and ``num_not_converged``."""
+    result = solve_methods(out_dir, dataset, test, [REFERENCE], workers, None, log, rtol)[REFERENCE]
+    feasible = torch.as_tensor(result.feasible)
+    value = torch.where(feasible, torch.as_tensor(result.objective), torch.zeros(len(feasible)))
+    mean, se = _mean_se(value.double() / 1e6)
+    converged = result.converged
+    return {
+        "method": REFERENCE,
+        "objective_mbps": mean,
+        "objective_mbps_se": se,
+        "violation_probability": float(1.0 - feasible.double().mean()),
+        "num_not_converged": None if converged is None else int((~converged.astype(bool)).sum()),
+    }
+
+
 def _mean_se(values: torch.Tensor) -> tuple[float, float]:
     n = values.numel()
     mean = float(values.mean())
@@ -321,6 +349,7 @@ def run(options: SuiteOptions) -> None:
     dataset = ensure_dataset(out_dir / "dataset.h5", samples, options.seed, log, options.force)
     test, _ = storage.read_dataset(dataset, "test")
     assert isinstance(test, PowerControlInstances)
+    reference = reference_row(out_dir, dataset, test, options.workers, options.rtol, log)
     rows: list[dict[str, Any]] = []
     run_seconds: dict[str, float] = {}
     for method in methods:
@@ -359,6 +388,7 @@ def run(options: SuiteOptions) -> None:
         "methods": list(methods),
         "activations": list(ACTIVATIONS),
         "rtol": options.rtol,
+        "reference": reference,
         "seconds": time.perf_counter() - started,
         "run_seconds": run_seconds,
         "machine": report.machine(None),
@@ -467,15 +497,27 @@ def _fmt(row: dict[str, Any], key: str) -> str:
     return f"{value:.4f}" if "violation" in key else f"{value:.2f}"
 
 
-def final_table(rows: list[dict[str, Any]]) -> str:
-    """Markdown table of the final epoch: one line per (method, activation)."""
+def final_table(rows: list[dict[str, Any]], reference: dict[str, Any] | None = None) -> str:
+    """Markdown table of the final epoch: one line per (method, activation), then the
+    reference (SCA on the same test instances) with each run's sum rate in % of it."""
+    ref = report.number((reference or {}).get("objective_mbps"))
     lines = [
-        "| method | activation | " + " | ".join(t for _, t in TABLE_KEYS) + " |",
-        "|---|---|" + "---:|" * len(TABLE_KEYS),
+        "| method | activation | " + " | ".join(t for _, t in TABLE_KEYS) + " | % of SCA |",
+        "|---|---|" + "---:|" * (len(TABLE_KEYS) + 1),
     ]
     for r in final_rows(rows):
         cells = " | ".join(_fmt(r, k) for k, _ in TABLE_KEYS)
-        lines.append(f"| {r['method']} | {r['activation']} | {cells} |")
+        share = 100 * report.number(r["objective_mbps"]) / ref if ref > 0 else math.nan
+        lines.append(
+            f"| {r['method']} | {r['activation']} | {cells} | "
+            + (f"{share:.2f}" if math.isfinite(share) else "-")
+            + " |"
+        )
+    if reference:
+        shown = ["-"] * len(TABLE_KEYS)
+        shown[0] = _fmt(reference, "objective_mbps")
+        shown[1] = _fmt(reference, "violation_probability")
+        lines.append(f"| {reference['method']} (reference) | - | {' | '.join(shown)} | 100 |")
     return "\n".join(lines)
 
 
@@ -513,7 +555,7 @@ def markdown_report(payload: dict[str, Any], rows: list[dict[str, Any]]) -> str:
         f"float64 check at rtol {payload.get('rtol', DEFAULT_RTOL):g}, no guard; violating "
         "allocations count as 0 sum rate. 'backbone' columns: the activation's output before "
         "the feasibility layer.",
-        "## Final epoch\n\n" + final_table(rows),
+        "## Final epoch\n\n" + final_table(rows, payload.get("reference")),
         "## Test sum rate per epoch [Mbit/s] (Fig. 7)\n\n" + epoch_table(rows, "objective_mbps"),
         "## Violation probability of the layer output per epoch (Fig. 8)\n\n"
         + epoch_table(rows, "violation_probability"),
@@ -576,8 +618,21 @@ def figure(path: Path, rows: list[dict[str, Any]], payload: dict[str, Any]) -> N
                     lw=1.4,
                     label=activation,
                 )
+            reference = payload.get("reference") or {}
+            if key == "objective_mbps" and reference:
+                ax.axhline(
+                    report.number(reference.get("objective_mbps")),
+                    color="black",
+                    linestyle="--",
+                    lw=1.0,
+                    label=f"{reference.get('method', REFERENCE)} (reference)",
+                )
             if "violation" in key:
                 ax.set_ylim(-0.03, 1.03)
+                mine = [report.number(r.get(key)) for r in rows if r["method"] == method]
+                if mine and max(mine) == 0:
+                    ax.text(0.5, 0.5, "no violation at any epoch", transform=ax.transAxes,
+                            ha="center", color="#555555")  # fmt: skip
             ax.set_xlabel("epoch (0: before training)")
             ax.set_ylabel(label)
             ax.grid(alpha=0.3)
@@ -603,7 +658,7 @@ def write_reports(out_dir: Path, payload: dict[str, Any], log: Log = print) -> l
     """Print the final-epoch table and write ``results.csv``, ``report.md``, ``fig7-8.png``
     and ``training.png`` (training's own curves) from a ``results.json`` payload."""
     rows = [dict(r) for r in payload["results"]]
-    log(f"final epoch\n{final_table(rows)}")
+    log(f"final epoch\n{final_table(rows, payload.get('reference'))}")
     for line in summary_lines(payload.get("checks") or measured_summary(rows)):
         log(line)
     written = [out_dir / "results.csv", out_dir / "report.md", out_dir / "fig7-8.png"]
