@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from feasnet.bench import report
-from feasnet.bench.comparison import ensure_dataset, forget_stale_results
+from feasnet.bench.comparison import forget_stale_results
 from feasnet.bench.suites import SuiteOptions
 from feasnet.data import storage
 from feasnet.metrics import evaluate
@@ -69,13 +69,17 @@ class Case:
     quick_samples: int
     full_samples: int
     objective_label: str
+    splits: tuple[float, float, float] = (0.6, 0.1, 0.3)
 
 
 CASES: dict[str, Case] = {
-    "power-control": Case("power-control", "small", "sca", 400, 5000, "sum rate [Mbit/s]"),
+    "power-control": Case("power-control", "small", "sca", 300, 5000, "sum rate [Mbit/s]"),
     "miso": Case("miso", "miso-snr-10", "wmmse", 200, 1000, "WSR [bit/s/Hz]"),
 }
-"""Family -> case (power control: ``small``, B = 3, Q = 2; MISO: the survey's case study)."""
+"""Family -> case (power control: ``small``, B = 3, Q = 2; MISO: the survey's case study).
+Splits train / validation / test 0.6 / 0.1 / 0.3 (the survey's 7:3, with a validation part for
+early stopping); the supervised and hybrid objectives need the reference's labels on the train
+split, so the train split is kept small in the quick default."""
 
 QUICK_EPOCHS = 4
 FULL_EPOCHS = 40
@@ -322,6 +326,41 @@ def inference_times(
     return out
 
 
+def _ensure_dataset(
+    family_dir: Path, case: Case, samples: int, seed: int, log: Log, force: bool
+) -> Path:
+    """``family_dir/dataset.h5``: ``samples`` feasible instances of the case's preset split
+    by ``case.splits``; reused when it matches, else an error unless ``force``."""
+    from feasnet.data.generate import generate
+    from feasnet.data.presets import get_preset
+    from feasnet.run_folder import stale
+
+    scenario = get_preset(case.preset)
+    path = family_dir / "dataset.h5"
+    wanted = dict(zip(storage.SPLIT_NAMES, case.splits, strict=True))
+    if path.exists():
+        info = storage.read_info(path)
+        if (
+            info.scenario.name == scenario.name
+            and info.seed == seed
+            and info.num_instances == samples
+            and info.splits == wanted
+        ):
+            log(f"reusing {path} ({samples} instances)")
+            return path
+        stale(
+            path, f"{info.scenario.name}, seed {info.seed}, {info.num_instances} instances", force
+        )
+    started = time.perf_counter()
+    instances, stats = generate(scenario, samples, seed=seed)
+    storage.write_dataset(path, instances, scenario, seed=seed, stats=stats, splits=case.splits)
+    log(
+        f"generated {samples} feasible instances of {scenario.name} in "
+        f"{time.perf_counter() - started:.1f} s ({stats.rejected} infeasible draws rejected)"
+    )
+    return path
+
+
 def _train_config(base: TrainConfig, objective: str, reference: str) -> TrainConfig:
     if objective == "self-supervised" or "objective" not in TrainConfig.model_fields:
         return base
@@ -538,7 +577,7 @@ def run(options: SuiteOptions) -> None:
         n = options.samples or (case.full_samples if options.full else case.quick_samples)
         samples[family] = n
         log(f"survey: {family} on {case.preset} ({n} instances), reference {case.reference}")
-        dataset = ensure_dataset(family_dir, case.preset, n, options.seed, log, force=options.force)
+        dataset = _ensure_dataset(family_dir, case, n, options.seed, log, options.force)
         test, _ = storage.read_dataset(dataset, "test")
         forget_stale_results(family_dir, dataset, "test", train_config, log, options.force)
         applicable, passed = enumerate_combinations(
