@@ -266,3 +266,20 @@ def test_corner_combinations_cover_every_sign() -> None:
         g = h / torch.tensor(signs, dtype=h.dtype)
         value = g[0] * p[0] - beta * float((g[1:] * p[1:]).sum())
         assert float(value) >= float(corner_value) - 1e-15
+
+
+def test_robust_constraints_gradcheck_float64() -> None:
+    """The constraint rows at the corner are differentiable in the allocation and in the
+    estimated gains (float64 gradcheck)."""
+    est = _estimates(2, sigma=0.1)
+    problem = PowerControlProblem.for_instances(est)
+    x0 = problem.anchor(est).detach().clone().requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda x: problem.constraints(x, est), (x0,))
+    gain = est.gain.detach().clone().requires_grad_(True)
+
+    def rows(g: torch.Tensor) -> torch.Tensor:
+        return problem.constraints(x0.detach(), replace(est, gain=g))
+
+    assert torch.autograd.gradcheck(
+        rows, (gain,), eps=1e-6 * float(est.gain.abs().min()), atol=1e-5
+    )
