@@ -142,6 +142,46 @@ def _solve_small(system: np.ndarray, rhs: np.ndarray) -> np.ndarray:
         return out
 
 
+def _cholesky_solve(factor: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+    """Solve ``L L^T x = rhs`` for lower-triangular ``factor`` ``(M, n, n)``, ``rhs`` ``(M, n)``."""
+    n = rhs.shape[1]
+    y = np.empty_like(rhs)
+    for i in range(n):
+        y[:, i] = (rhs[:, i] - (factor[:, i, :i] * y[:, :i]).sum(axis=1)) / factor[:, i, i]
+    x = np.empty_like(rhs)
+    for i in range(n - 1, -1, -1):
+        x[:, i] = (y[:, i] - (factor[:, i + 1 :, i] * x[:, i + 1 :]).sum(axis=1)) / factor[:, i, i]
+    return x
+
+
+def _ipm_direction(
+    a_full: np.ndarray,
+    factor: np.ndarray,
+    s: np.ndarray,
+    z: np.ndarray,
+    r_p: np.ndarray,
+    r_d: np.ndarray,
+    target: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Newton direction ``(dx, ds, dz)`` of the primal-dual system of ``max c.x, A x + s = b``
+    (``A`` ``(M, R, n)``, slacks ``s`` and duals ``z`` ``(M, R)``), residuals
+    ``r_p = A x + s - b``, ``r_d = A^T z - c``, complementarity target ``s dz + z ds = target``;
+    ``factor`` is the Cholesky factor of ``A^T (z / s) A``."""
+    inner = (target + z * r_p) / s
+    rhs = -r_d - np.einsum("mrn,mr->mn", a_full, inner)
+    dx = _cholesky_solve(factor, rhs)
+    a_dx = np.einsum("mrn,mn->mr", a_full, dx)
+    return dx, -r_p - a_dx, inner + (z / s) * a_dx
+
+
+def _step_to_boundary(value: np.ndarray, change: np.ndarray) -> np.ndarray:
+    """``(M,)`` largest ``alpha in [0, 1]`` with ``value + alpha change >= 0`` (``(M, K)`` each,
+    ``value > 0``)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(change < 0, -value / change, np.inf)
+    return np.clip(np.nan_to_num(ratio.min(axis=1), nan=0.0), 0.0, 1.0)
+
+
 class PowerBox:
     """The sum-rate problem of one instance in normalized powers ``x = P / Pmax``, for boxes.
 
@@ -172,6 +212,13 @@ class PowerBox:
         self.beta = np.asarray(beta, dtype=np.float64).reshape(-1)  # (U,)
         self.bs_of = np.repeat(np.arange(num_bs), num_channels)  # (U,)
         self.tangent_rounds = 1
+        self._has_target = self.beta > 0  # (U,)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            # QoS row u: x_u >= a_u + C_u . x
+            self._qos_a = np.where(self._has_target, self.beta / self.direct, 0.0)  # (U,)
+            self._qos_c = np.where(
+                self._has_target[:, None], self.beta[:, None] * cross / self.direct[:, None], 0.0
+            )  # (U, U)
 
     @property
     def dim(self) -> int:
@@ -217,7 +264,9 @@ class PowerBox:
         used = low.reshape(-1, self.num_bs, self.num_channels).sum(axis=2)
         return (low <= high * (1 + 1e-12) + 1e-15).all(axis=1) & (used <= 1.0 + 1e-12).all(axis=1)
 
-    def bound(self, low: np.ndarray, high: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def bound(
+        self, low: np.ndarray, high: np.ndarray, threshold: float | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Upper bound ``(M,)`` [bit/s/Hz] on the sum rate over each box and the maximizer
         ``(M, U)`` of the linear bound (a candidate point).
 
@@ -229,6 +278,10 @@ class PowerBox:
           below an affine function of ``x``, whose maximum over the box and the budgets is a
           fractional knapsack per BS (second order in the width). The tangent point then moves
           toward that maximizer for :attr:`tangent_rounds` rounds; the smallest bound is kept.
+
+        With ``threshold`` [bit/s/Hz] given, every box whose bound is still above it and whose
+        QoS rows can bind inside it also gets the QoS rows into the affine bound
+        (:meth:`qos_dual_bound`).
         """
         i_low = low @ self.cross.T  # (M, U)
         i_high = high @ self.cross.T
@@ -244,6 +297,8 @@ class PowerBox:
         linear = np.full(low.shape[0], np.inf)
         point = 0.5 * (low + high)  # first tangent point: the box centre
         best = point
+        best_slope = np.zeros_like(low)
+        best_const = np.zeros(low.shape[0])
         for _ in range(self.tangent_rounds):
             t0 = point @ self.total.T
             # bound(x) = const + slope . x
@@ -255,8 +310,125 @@ class PowerBox:
             better = value < linear
             linear = np.where(better, value, linear)
             best = np.where(better[:, None], maximizer, best)
+            best_slope = np.where(better[:, None], slope, best_slope)
+            best_const = np.where(better, const, best_const)
             point = 0.5 * (point + maximizer)  # next tangent: toward the bound's maximizer
-        return np.minimum(monotone, linear) / math.log(2.0), best
+        result = np.minimum(monotone, linear) / math.log(2.0)
+        if threshold is not None and self._has_target.any():
+            rows = np.nonzero((result > threshold) & self._qos_can_bind(low, high))[0]
+            if rows.size:
+                dual, point_dual = self.qos_dual_bound(
+                    best_slope[rows], best_const[rows], low[rows], high[rows]
+                )
+                dual = dual / math.log(2.0)
+                tighter = dual < result[rows]
+                result[rows[tighter]] = dual[tighter]
+                best[rows[tighter]] = point_dual[tighter]
+        return result, best
+
+    def _qos_can_bind(self, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+        """``(M,)``: some QoS row is not implied by the box, i.e. ``x_u >= a_u + C_u . x``
+        fails at the box point least favourable to it (own power low, interferers high)."""
+        need = self._qos_a + high @ self._qos_c.T  # (M, U)
+        return ((low < need) & self._has_target).any(axis=1)
+
+    def qos_dual_bound(
+        self,
+        slope: np.ndarray,
+        const: np.ndarray,
+        low: np.ndarray,
+        high: np.ndarray,
+        iterations: int = 12,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Bound ``(M,)`` [nat/s/Hz] on ``const + slope . x`` over box, budgets and QoS rows.
+
+        The QoS rows ``x_u >= a_u + C_u . x`` (``a_u = beta_u / Hn_uu``,
+        ``C_uv = beta_u cross_uv / Hn_uu``) enter a Lagrangian: for any multipliers
+        ``lam >= 0`` (``(M, U)``) and every feasible ``x`` of the box,
+        ``slope . x <= -lam . a + max {(slope + lam - C^T lam) . x : box, budgets}``, the inner
+        maximum being the fractional knapsack. So every ``lam >= 0`` gives a valid bound; good
+        multipliers (close to the LP's optimal duals) come from a fixed number of batched
+        primal-dual interior-point (Mehrotra predictor-corrector) steps on the LP in box
+        coordinates ``x = low + (high - low) y``. Only the final knapsack evaluation matters
+        for validity; a poor or failed interior-point run just gives a looser bound.
+
+        Returns:
+            ``(bound, point)``: the bound (rounded up) and the interior-point primal estimate
+            ``(M, U)`` (near the LP maximizer; a candidate for the incumbent).
+        """
+        m, n = low.shape
+        width = high - low  # (M, n)
+        targets = np.nonzero(self._has_target)[0]
+        rows_qos = (self._qos_c - np.eye(n))[targets]  # (T, n): rows . x <= -a
+        qos_a = self._qos_a[targets]
+        budget = np.zeros((self.num_bs, n))
+        budget[self.bs_of, np.arange(n)] = 1.0
+        general = np.concatenate([budget, rows_qos])  # (R, n) in x
+        rhs_x = np.concatenate([np.ones(self.num_bs), -qos_a])  # (R,)
+        a_y = general[None] * width[:, None, :]  # (M, R, n) in y
+        b_y = rhs_x[None] - low @ general.T  # (M, R)
+        norm = np.sqrt((a_y**2).sum(axis=2))
+        norm = np.where(norm > 1e-300, norm, 1.0)
+        a_y = a_y / norm[..., None]
+        b_y = b_y / norm
+        eye = np.broadcast_to(np.eye(n), (m, n, n))
+        a_full = np.concatenate([a_y, eye, -eye], axis=1)  # (M, R + 2n, n)
+        b_full = np.concatenate([b_y, np.ones((m, n)), np.zeros((m, n))], axis=1)
+        c = slope * width
+        c_scale = np.maximum(np.abs(c).max(axis=1), 1e-300)
+        c = c / c_scale[:, None]
+        x = np.full((m, n), 0.5)
+        s = np.maximum(b_full - np.einsum("mrn,mn->mr", a_full, x), 0.5)
+        z = np.ones_like(s)
+        ridge = 1e-12 * np.eye(n)
+        with np.errstate(all="ignore"):
+            for _ in range(iterations):
+                r_p = np.einsum("mrn,mn->mr", a_full, x) + s - b_full
+                r_d = np.einsum("mrn,mr->mn", a_full, z) - c
+                mu = (s * z).mean(axis=1, keepdims=True)
+                normal = np.einsum("mrn,mr,mrk->mnk", a_full, z / s, a_full) + ridge
+                try:
+                    factor = np.linalg.cholesky(normal)
+                except np.linalg.LinAlgError:
+                    scale = np.trace(normal, axis1=1, axis2=2)[:, None, None] / n
+                    normal = normal + 1e-9 * np.nan_to_num(scale, nan=1.0) * np.eye(n)
+                    try:
+                        factor = np.linalg.cholesky(normal)
+                    except np.linalg.LinAlgError:
+                        break
+
+                dx, ds, dz = _ipm_direction(a_full, factor, s, z, r_p, r_d, -s * z)
+                alpha_p = _step_to_boundary(s, ds)
+                alpha_d = _step_to_boundary(z, dz)
+                mu_aff = ((s + alpha_p[:, None] * ds) * (z + alpha_d[:, None] * dz)).mean(
+                    axis=1, keepdims=True
+                )
+                sigma = np.clip(mu_aff / mu, 0.0, 1.0) ** 3
+                dx, ds, dz = _ipm_direction(
+                    a_full, factor, s, z, r_p, r_d, sigma * mu - s * z - ds * dz
+                )
+                # boxes already solved to high accuracy stop moving (further steps only lose
+                # precision)
+                moving = (mu[:, 0] > 1e-11).astype(np.float64)
+                alpha_p = 0.99 * _step_to_boundary(s, ds) * moving
+                alpha_d = 0.99 * _step_to_boundary(z, dz) * moving
+                x = x + alpha_p[:, None] * dx
+                s = s + alpha_p[:, None] * ds
+                z = z + alpha_d[:, None] * dz
+        # multipliers of the QoS rows in x units; anything not finite falls back to 0
+        lam_rows = z[:, self.num_bs : self.num_bs + targets.size] * c_scale[:, None]
+        lam_rows = lam_rows / norm[:, self.num_bs :]
+        lam_rows = np.where(np.isfinite(lam_rows), np.clip(lam_rows, 0.0, None), 0.0)
+        lam = np.zeros((m, n))
+        lam[:, targets] = lam_rows
+        shifted = slope + lam - lam @ self._qos_c
+        maximizer = self._knapsack(shifted, low, high)
+        terms = shifted * maximizer
+        shift = lam @ self._qos_a
+        value = const - shift + terms.sum(axis=1)
+        value = value + 1e-12 * (np.abs(const) + shift + np.abs(terms).sum(axis=1)) + 1e-12
+        point = low + np.clip(np.where(np.isfinite(x), x, 0.5), 0.0, 1.0) * width
+        return value, point
 
     def _knapsack(self, slope: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
         """Maximize ``slope . x`` over ``low <= x <= high`` and ``sum_q x[b, q] <= 1``:
@@ -380,7 +552,7 @@ def branch_and_bound(
         lo, hi = lo[nonempty], hi[nonempty]
         if lo.shape[0] == 0:
             continue
-        bnd, point = box.bound(lo, hi)
+        bnd, point = box.bound(lo, hi, threshold=best_value * (1.0 + 0.1 * gap))
         # lower bounds: the bound's maximizer and the box centre, repaired to feasibility
         cand = np.concatenate([point, 0.5 * (lo + hi)])
         ok = box.feasible(cand)
