@@ -54,6 +54,8 @@ def test_writes_every_output_and_one_model_per_family(run_dir: Path) -> None:
         if row["method"] == "qp+gnn":  # a hard layer: feasible at every size
             assert row["violation_probability"] == 0.0, row
         assert row["num_instances"] == 2
+    checks = payload["checks"]["power-control"]["qp+gnn"]
+    assert checks["sizes"] == [2, 3] and checks["largest_violation"] == 0.0
     text = (run_dir / "report.md").read_text()
     assert "B = 4 (train)" in text and "B = 3" in text
 

@@ -136,8 +136,8 @@ PARTS: tuple[Part, ...] = (
         full_sizes=(2, 3, 4, 5, 6),
         reference="wmmse",
         methods=("hop+gnn", "penalty+gnn"),
-        quick_samples=1000,
-        full_samples=10_000,
+        quick_samples=400,
+        full_samples=3000,
         quick_epochs=10,
         full_epochs=40,
         batch_size=32,
@@ -235,7 +235,7 @@ def _row(part: Part, size: int, name: str, result: Result, reference: Result) ->
         "size": size,
         "train_size": part.train_size,
         "method": name,
-        "kind": report.method_kind(name),
+        "kind": "classical" if name == part.reference else "learned",
         "num_instances": m.num_instances,
         "objective": m.mean_objective * scale,
         "objective_se": m.objective_standard_error * scale,
@@ -364,7 +364,7 @@ def measured_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
     reference and the largest violation probability (and the sizes they occur at)."""
     out: dict[str, Any] = {}
     for row in rows:
-        if row["kind"] != "learned" or row["size"] == row["train_size"]:
+        if row["method"] == row["reference"] or row["size"] == row["train_size"]:
             continue
         entry = out.setdefault(row["family"], {}).setdefault(
             row["method"],
@@ -486,7 +486,7 @@ def figure(path: Path, payload: dict[str, Any]) -> None:
                     xs,
                     [p[1] for p in points],
                     yerr=[p[2] for p in points],
-                    marker="s" if report.method_kind(method) == "classical" else "o",
+                    marker="s" if method == part["reference"] else "o",
                     color=report.method_color(method),
                     label=method,
                     capsize=3,
@@ -517,6 +517,7 @@ def figure(path: Path, payload: dict[str, Any]) -> None:
 def write_reports(run_dir: Path, payload: dict[str, Any], log: Log = print) -> list[Path]:
     """``results.csv``, ``generalize.png`` and ``report.md`` from a saved payload."""
     rows = payload["results"]
+    payload = {**payload, "checks": measured_summary(rows)}
     written = [run_dir / "results.csv", run_dir / "generalize.png", run_dir / "report.md"]
     report.write_csv(written[0], rows)
     figure(written[1], payload)
