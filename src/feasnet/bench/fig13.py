@@ -74,10 +74,10 @@ SERIES = ("none", "distorted", "heuristic", "exact")
 """Series in plotting order; ``distorted`` applies to learned methods only."""
 
 PAPER_CLAIMS = (
-    "Without robustness the QoS violation probability grows with the CSI error.",
-    "Training on artificially distorted CSI ([39]) lowers violations but does not remove them.",
+    "The QoS violation probability of the methods designed on the estimate (trained with the "
+    "artificially distorted CSI of [39]) grows with the CSI error.",
     "The chi heuristic gives zero violations for small sigma and some for larger sigma, "
-    "still far fewer than [39].",
+    "significantly fewer than [39].",
 )
 """What the paper states about its Fig. 13 (section VIII-D); it prints no numbers."""
 
