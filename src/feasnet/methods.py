@@ -191,6 +191,15 @@ def _presets() -> list[MethodConfig]:
             penalty_weight=10.0,
         ),
     ]
+    ray_layers = {
+        "gauge": "gauge map of the unit cube onto the set around the anchor (no iterations)",
+        "hp": "homeomorphic projection: learned INN, bisection toward the anchor if infeasible",
+    }
+    generic += [
+        compose(layer, backbone, description=f"{words[backbone]} + {text}")
+        for backbone in ("mlp", "du")
+        for layer, text in ray_layers.items()
+    ]
     return papers + miso + generic
 
 

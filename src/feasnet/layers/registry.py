@@ -22,6 +22,8 @@ LAYERS: dict[str, str] = {
     "correction": "feasnet.layers.correction:CorrectionLayer",
     "dc3": "feasnet.layers.dc3:DC3Layer",
     "hop": "feasnet.layers.hop:HopLayer",
+    "gauge": "feasnet.layers.gauge:GaugeLayer",
+    "hp": "feasnet.layers.homeomorphic:HomeomorphicProjectionLayer",
     "guard": "feasnet.layers.guard:GuardLayer",
     "primal-dual": "feasnet.layers.primal_dual:PrimalDualLayer",
 }
