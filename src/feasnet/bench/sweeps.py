@@ -462,6 +462,7 @@ TABLES: list[tuple[str, str]] = [
     ("percent_of_reference", "Sum rate in % of SCA (reference) on the same instances"),
     ("violation_probability", "QoS violation probability"),
     ("time_per_sample_ms", "Time per sample [ms]"),
+    ("num_not_converged", "Test instances not converged (methods that report it)"),
 ]
 PANELS: dict[str, tuple[str, bool]] = {
     "mean_objective_mbps": ("average network sum rate [Mbit/s]\n(violations count 0)", False),
@@ -640,6 +641,8 @@ def markdown_report(payload: dict[str, Any], pngs: list[str]) -> str:
             continue
         sections.append(f"## {dataset} data")
         for key, title in TABLES:
+            if key == "num_not_converged" and not any(r.get(key) is not None for r in rows):
+                continue
             sections.append(f"### {title}\n\n{pivot_table(rows, dataset, key)}")
     for item in payload.get("skipped") or []:
         sections.append(f"Not generated: {item['dataset']} {item['x']:g}: {item['reason']}")
