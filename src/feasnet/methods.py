@@ -171,7 +171,7 @@ def _presets() -> list[MethodConfig]:
             backbone,
             description=f"{words[backbone]} + {text}",
             penalty_weight=weight,
-            layer_options={"direction": "raw"} if (layer, backbone) == ("hop", "mlp") else None,
+            layer_options={"direction": "auto"} if (layer, backbone) == ("hop", "mlp") else None,
         )
         for backbone in ("mlp", "du")
         for layer, (text, weight) in survey.items()
