@@ -178,6 +178,15 @@ def labelled_splits(path: str | os.PathLike[str], method: str) -> list[str]:
     return sorted(_stored(Path(path), method.lower())[1])
 
 
+def stored_labels(path: str | os.PathLike[str]) -> dict[str, list[str]]:
+    """Every labelled method of a data set with its labelled splits (empty when none)."""
+    with h5py.File(Path(path), "r") as f:
+        root = f.get(LABELS_GROUP)
+        if root is None:
+            return {}
+        return {name: sorted(root[name]) for name in sorted(root)}
+
+
 def chunk_folder(path: str | os.PathLike[str], method: str) -> Path:
     """Where the chunks of an unfinished label run of ``method`` on ``path`` are kept."""
     p = Path(path)
@@ -425,4 +434,5 @@ __all__ = [
     "labelled_splits",
     "read_labels",
     "solver_settings",
+    "stored_labels",
 ]
