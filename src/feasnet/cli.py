@@ -290,6 +290,10 @@ def data_info(dataset: Annotated[Path, typer.Argument(help="HDF5 data set.")]) -
         f"  seed {info.seed}, drawn {info.drawn}, rejected {info.rejected}, "
         f"created {info.created} by feasnet {info.feasnet_version}"
     )
+    from feasnet.data.labels import stored_labels
+
+    for method, splits in stored_labels(dataset).items():
+        console.print(f"  labels: {method} ({', '.join(splits)})")
 
 
 @data_app.command("export")

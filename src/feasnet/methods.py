@@ -190,6 +190,13 @@ def _presets() -> list[MethodConfig]:
             description="MLP trained with the penalty, guard toward the anchor as the layer",
             penalty_weight=10.0,
         ),
+        compose(
+            "primal-dual",
+            "mlp",
+            description="MLP primal + MLP dual network trained as an augmented Lagrangian "
+            "method (PDL; soft)",
+            penalty_weight=0.0,
+        ),
     ]
     ray_layers = {
         "gauge": "gauge map of the unit cube onto the set around the anchor (no iterations)",
