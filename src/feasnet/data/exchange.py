@@ -15,6 +15,12 @@ Every registered family has its format (:attr:`feasnet.problems.base.Problem.fil
 * ``min_energy_efficiency`` (optional): scalar, ``(N,)`` or ``(N, B, Q)``, minimum energy
   efficiency ``R / P`` of every user [bit/J], ``>= 0``, enforced as ``R >= ee P``. Its
   presence selects the ``energy-efficiency`` constraint set.
+* ``csi_error`` (optional): scalar or ``(N,)`` in ``[0, 1)``, relative CSI error ``sigma``:
+  ``H`` is then an estimate and the true gains lie in ``[H / (1 + sigma), H / (1 - sigma)]``;
+  the constraints are written for the worst case unless another robust mode is chosen.
+* ``csi_corner`` (optional, needs ``csi_error``): ``(N, 2)`` multipliers (direct, cross) of
+  ``H`` that the constraints use; written only for a robust mode other than the default
+  ``exact`` (see docs/imperfect-csi.md).
 
 **MISO beamforming** (see :class:`feasnet.problems.miso.MisoInstances`):
 
