@@ -58,7 +58,7 @@ SWEEPS: dict[str, Sweep] = {
         "SINR target [dB]",
         (0, 5, 10, 12.5, 15),
         "miso-sinr-",
-        "case study at a binding QoS (SINR-target sweep at 0 dB SNR, ours)",
+        "SINR-target sweep at 0 dB SNR (ours)",
     ),
 }
 """Suite name -> sweep."""
