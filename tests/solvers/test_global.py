@@ -212,3 +212,77 @@ def test_registered_in_both_families() -> None:
     assert "global" in solvers.available("miso")
     with pytest.raises(ValueError, match="gap"):
         global_power_control.solve(pathloss_instances(1, 2, 1, seed=0), gap=0.0)
+
+
+# ---------------------------------------------------------------------------- QoS dual bound
+def _qos_case() -> tuple[global_power_control.PowerBox, np.ndarray, PowerControlInstances]:
+    """The ``small`` B = 3, Q = 2 instance (seed 0, index 10) whose optimum has active QoS
+    rows, its :class:`PowerBox` and a feasible point (SCA) ``(U,)``."""
+    from feasnet.solvers import gp
+    from feasnet.solvers.parallel import instance_dicts
+
+    scenario = get_preset("small").with_overrides(num_bs=3, num_channels=2)
+    inst, _ = generate(scenario, num_samples=11, seed=0)
+    assert isinstance(inst, PowerControlInstances)
+    one = inst[10:11]
+    item = next(iter(instance_dicts(one)))
+    prepared = gp.prepare_instance(item)
+    box = global_power_control.PowerBox(
+        np.asarray(item["H"]), item["pmax"], item["noise"], prepared.beta
+    )
+    x = global_power_control._sca_incumbent(prepared)
+    assert x is not None and box.feasible(x[None])[0]
+    return box, x, one
+
+
+def _affine(box: global_power_control.PowerBox, low: np.ndarray, high: np.ndarray):  # type: ignore[no-untyped-def]
+    """Slope ``(M, U)`` and constant ``(M,)`` of the affine bound at the box centres."""
+    i_low, i_high = low @ box.cross.T, high @ box.cross.T
+    chord = (np.log1p(i_high) - np.log1p(i_low)) / np.maximum(i_high - i_low, 1e-300)
+    t0 = (0.5 * (low + high)) @ box.total.T
+    slope = (1.0 / (1.0 + t0)) @ box.total - chord @ box.cross
+    const = (np.log1p(t0) - t0 / (1.0 + t0)).sum(axis=1) + (-np.log1p(i_low) + chord * i_low).sum(
+        axis=1
+    )
+    return slope, const
+
+
+def test_qos_dual_bound_matches_linprog_and_stays_above_feasible_points() -> None:
+    from scipy.optimize import linprog
+
+    box, x0, _ = _qos_case()
+    rng = np.random.default_rng(0)
+    m = 40
+    half = rng.uniform(0.002, 0.05, size=(m, box.dim))
+    low = np.clip(x0 - half * rng.uniform(0.2, 1.0, size=(m, box.dim)), 0.0, 1.0)
+    high = np.clip(x0 + half * rng.uniform(0.2, 1.0, size=(m, box.dim)), 0.0, 1.0)
+    slope, const = _affine(box, low, high)
+    value, _ = box.qos_dual_bound(slope, const, low, high)
+    rows_g, rows_h = box._linear_rows()
+    samples = low[:, None] + rng.random((m, 4000, box.dim)) * (high - low)[:, None]
+    for k in range(m):
+        lp = linprog(
+            -slope[k], A_ub=rows_g, b_ub=rows_h, bounds=list(zip(low[k], high[k], strict=True))
+        )
+        assert lp.status == 0  # x0 is in every box
+        exact = const[k] - lp.fun
+        # HiGHS meets rows to ~1e-7 only (slopes reach 1e5 here): equal up to its tolerance
+        violation = max(float((rows_g @ lp.x - rows_h).max()), 0.0)
+        slack = 1e-9 * abs(exact) + violation * float(np.abs(slope[k]).max()) * 10
+        assert value[k] >= exact - slack, (value[k], exact, violation)  # never below the LP
+        assert value[k] <= exact + 1e-7 * abs(exact)  # and tight
+        ok = box.feasible(samples[k])
+        rates = box.rates(samples[k][ok]).sum(axis=1)
+        affine = const[k] + samples[k][ok] @ slope[k]
+        assert (affine <= value[k]).all()
+        # the full box bound (monotone, affine, QoS dual) is above every feasible sum rate
+        bound, _ = box.bound(low[k : k + 1], high[k : k + 1], threshold=-math.inf)
+        assert rates.max() <= bound[0]
+
+
+def test_power_control_active_qos_instance_certified() -> None:
+    _, _, one = _qos_case()
+    result = global_power_control.solve(one, workers=1, time_limit=120.0)
+    assert_certified(result, 1e-3)
+    local = sca.solve(one, workers=1)
+    assert (result.upper_bound >= local.sum_rate).all()

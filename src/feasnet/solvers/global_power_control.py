@@ -142,44 +142,132 @@ def _solve_small(system: np.ndarray, rhs: np.ndarray) -> np.ndarray:
         return out
 
 
-def _cholesky_solve(factor: np.ndarray, rhs: np.ndarray) -> np.ndarray:
-    """Solve ``L L^T x = rhs`` for lower-triangular ``factor`` ``(M, n, n)``, ``rhs`` ``(M, n)``."""
-    n = rhs.shape[1]
-    y = np.empty_like(rhs)
-    for i in range(n):
-        y[:, i] = (rhs[:, i] - (factor[:, i, :i] * y[:, :i]).sum(axis=1)) / factor[:, i, i]
-    x = np.empty_like(rhs)
-    for i in range(n - 1, -1, -1):
-        x[:, i] = (y[:, i] - (factor[:, i + 1 :, i] * x[:, i + 1 :]).sum(axis=1)) / factor[:, i, i]
-    return x
+def _interior_point_duals(
+    general: np.ndarray, rhs: np.ndarray, objective: np.ndarray, iterations: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Approximate optimal duals of the general rows of a batch of small LPs on the unit box.
+
+    ``max c . y`` s.t. ``G y <= h``, ``0 <= y <= 1``, with ``G`` ``(M, R, n)``, ``h`` ``(M, R)``,
+    ``c`` ``(M, n)``: a fixed number of primal-dual interior-point steps (Mehrotra's predictor
+    and corrector, separate primal and dual step lengths, infeasible start). The box rows are
+    kept apart (diagonal in the normal equations ``G^T D G + diag``). An LP solved to high
+    accuracy stops moving (further steps only lose precision).
+
+    Returns:
+        ``(duals, y)``: ``(M, R)`` non-negative multipliers of ``G y <= h`` (finite; zero where
+        the iteration broke down) and the primal iterate ``(M, n)``.
+    """
+    m, r, n = general.shape
+    general_t = np.swapaxes(general, 1, 2)  # (M, n, R)
+
+    def apply(y: np.ndarray) -> np.ndarray:  # G y: (M, R)
+        return np.matmul(general, y[..., None])[..., 0]
+
+    def apply_t(v: np.ndarray) -> np.ndarray:  # G^T v: (M, n)
+        return np.matmul(general_t, v[..., None])[..., 0]
+
+    y = np.full((m, n), 0.5)
+    s_g = np.maximum(rhs - apply(y), 0.5)
+    s_u, s_l = np.full((m, n), 0.5), np.full((m, n), 0.5)  # slacks of y <= 1 and -y <= 0
+    z_g, z_u, z_l = np.ones((m, r)), np.ones((m, n)), np.ones((m, n))
+    total = r + 2 * n
+    with np.errstate(all="ignore"):
+        for _ in range(iterations):
+            rp_g = apply(y) + s_g - rhs
+            rp_u = y + s_u - 1.0
+            rp_l = -y + s_l
+            r_d = apply_t(z_g) + z_u - z_l - objective
+            mu = (s_g * z_g).sum(axis=1) + (s_u * z_u).sum(axis=1) + (s_l * z_l).sum(axis=1)
+            mu = mu / total
+            normal = np.matmul(general_t * (z_g / s_g)[:, None, :], general)
+            normal[:, np.arange(n), np.arange(n)] += z_u / s_u + z_l / s_l + 1e-14
+            inverse = np.linalg.inv(normal)
+            if not np.isfinite(inverse).all():
+                inverse = np.where(np.isfinite(inverse), inverse, 0.0)
+
+            slacks, duals, residuals = (s_g, s_u, s_l), (z_g, z_u, z_l), (rp_g, rp_u, rp_l)
+            step = (general, inverse, slacks, duals, residuals, r_d)
+            dy, ds_g, ds_u, ds_l, dz_g, dz_u, dz_l = _newton_direction(
+                *step, (-s_g * z_g, -s_u * z_u, -s_l * z_l)
+            )
+            a_p = _step_to_boundary((s_g, s_u, s_l), (ds_g, ds_u, ds_l))
+            a_d = _step_to_boundary((z_g, z_u, z_l), (dz_g, dz_u, dz_l))
+            mu_aff = (
+                ((s_g + a_p * ds_g) * (z_g + a_d * dz_g)).sum(axis=1)
+                + ((s_u + a_p * ds_u) * (z_u + a_d * dz_u)).sum(axis=1)
+                + ((s_l + a_p * ds_l) * (z_l + a_d * dz_l)).sum(axis=1)
+            ) / total
+            sigma_mu = (np.clip(mu_aff / mu, 0.0, 1.0) ** 3 * mu)[:, None]
+            dy, ds_g, ds_u, ds_l, dz_g, dz_u, dz_l = _newton_direction(
+                *step,
+                (
+                    sigma_mu - s_g * z_g - ds_g * dz_g,
+                    sigma_mu - s_u * z_u - ds_u * dz_u,
+                    sigma_mu - s_l * z_l - ds_l * dz_l,
+                ),
+            )
+            moving = (mu > 1e-11)[:, None]
+            if not moving.any():
+                break
+            a_p = 0.99 * _step_to_boundary((s_g, s_u, s_l), (ds_g, ds_u, ds_l)) * moving
+            a_d = 0.99 * _step_to_boundary((z_g, z_u, z_l), (dz_g, dz_u, dz_l)) * moving
+            y = y + a_p * dy
+            s_g, s_u, s_l = s_g + a_p * ds_g, s_u + a_p * ds_u, s_l + a_p * ds_l
+            z_g, z_u, z_l = z_g + a_d * dz_g, z_u + a_d * dz_u, z_l + a_d * dz_l
+    multipliers = np.where(np.isfinite(z_g), np.clip(z_g, 0.0, None), 0.0)
+    return multipliers, np.where(np.isfinite(y), np.clip(y, 0.0, 1.0), 0.5)
 
 
-def _ipm_direction(
-    a_full: np.ndarray,
-    factor: np.ndarray,
-    s: np.ndarray,
-    z: np.ndarray,
-    r_p: np.ndarray,
-    r_d: np.ndarray,
-    target: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Newton direction ``(dx, ds, dz)`` of the primal-dual system of ``max c.x, A x + s = b``
-    (``A`` ``(M, R, n)``, slacks ``s`` and duals ``z`` ``(M, R)``), residuals
-    ``r_p = A x + s - b``, ``r_d = A^T z - c``, complementarity target ``s dz + z ds = target``;
-    ``factor`` is the Cholesky factor of ``A^T (z / s) A``."""
-    inner = (target + z * r_p) / s
-    rhs = -r_d - np.einsum("mrn,mr->mn", a_full, inner)
-    dx = _cholesky_solve(factor, rhs)
-    a_dx = np.einsum("mrn,mn->mr", a_full, dx)
-    return dx, -r_p - a_dx, inner + (z / s) * a_dx
+def _newton_direction(
+    general: np.ndarray,
+    inverse: np.ndarray,
+    slacks: tuple[np.ndarray, np.ndarray, np.ndarray],
+    duals: tuple[np.ndarray, np.ndarray, np.ndarray],
+    residuals: tuple[np.ndarray, np.ndarray, np.ndarray],
+    dual_residual: np.ndarray,
+    targets: tuple[np.ndarray, np.ndarray, np.ndarray],
+) -> tuple[np.ndarray, ...]:
+    """One Newton direction of :func:`_interior_point_duals`.
+
+    Blocks are (general rows ``(M, R)``, ``y <= 1`` ``(M, n)``, ``-y <= 0`` ``(M, n)``);
+    ``residuals`` are the primal residuals ``A y + s - b`` per block, ``dual_residual``
+    ``A^T z - c`` ``(M, n)``, ``targets`` the right-hand sides ``t`` of ``s dz + z ds = t``
+    per block and ``inverse`` ``(M, n, n)`` the inverse of ``G^T (z/s) G + diag``.
+
+    Returns:
+        ``(dy, ds_g, ds_u, ds_l, dz_g, dz_u, dz_l)``.
+    """
+    (s_g, s_u, s_l), (z_g, z_u, z_l), (rp_g, rp_u, rp_l) = slacks, duals, residuals
+    t_g, t_u, t_l = targets
+    in_g = (t_g + z_g * rp_g) / s_g
+    in_u = (t_u + z_u * rp_u) / s_u
+    in_l = (t_l + z_l * rp_l) / s_l
+    right = -dual_residual - np.matmul(np.swapaxes(general, 1, 2), in_g[..., None])[..., 0]
+    right = right - in_u + in_l
+    dy = np.matmul(inverse, right[..., None])[..., 0]
+    g_dy = np.matmul(general, dy[..., None])[..., 0]
+    return (
+        dy,
+        -rp_g - g_dy,
+        -rp_u - dy,
+        -rp_l + dy,
+        in_g + (z_g / s_g) * g_dy,
+        in_u + (z_u / s_u) * dy,
+        in_l - (z_l / s_l) * dy,
+    )
 
 
-def _step_to_boundary(value: np.ndarray, change: np.ndarray) -> np.ndarray:
-    """``(M,)`` largest ``alpha in [0, 1]`` with ``value + alpha change >= 0`` (``(M, K)`` each,
-    ``value > 0``)."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = np.where(change < 0, -value / change, np.inf)
-    return np.clip(np.nan_to_num(ratio.min(axis=1), nan=0.0), 0.0, 1.0)
+def _step_to_boundary(
+    values: tuple[np.ndarray, ...], changes: tuple[np.ndarray, ...]
+) -> np.ndarray:
+    """``(M, 1)`` largest ``alpha in [0, 1]`` keeping every ``value + alpha change >= 0``
+    (``(M, K)`` blocks, values positive)."""
+    alpha = np.ones((values[0].shape[0], 1))
+    for value, change in zip(values, changes, strict=True):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.where(change < 0, -value / change, 1.0)
+        np.minimum(alpha, ratio.min(axis=1, keepdims=True), out=alpha)
+    return np.where(np.isfinite(alpha), np.clip(alpha, 0.0, 1.0), 0.0)
 
 
 class PowerBox:
@@ -338,7 +426,7 @@ class PowerBox:
         const: np.ndarray,
         low: np.ndarray,
         high: np.ndarray,
-        iterations: int = 12,
+        iterations: int = 8,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Bound ``(M,)`` [nat/s/Hz] on ``const + slope . x`` over box, budgets and QoS rows.
 
@@ -369,56 +457,14 @@ class PowerBox:
         b_y = rhs_x[None] - low @ general.T  # (M, R)
         norm = np.sqrt((a_y**2).sum(axis=2))
         norm = np.where(norm > 1e-300, norm, 1.0)
-        a_y = a_y / norm[..., None]
-        b_y = b_y / norm
-        eye = np.broadcast_to(np.eye(n), (m, n, n))
-        a_full = np.concatenate([a_y, eye, -eye], axis=1)  # (M, R + 2n, n)
-        b_full = np.concatenate([b_y, np.ones((m, n)), np.zeros((m, n))], axis=1)
         c = slope * width
         c_scale = np.maximum(np.abs(c).max(axis=1), 1e-300)
-        c = c / c_scale[:, None]
-        x = np.full((m, n), 0.5)
-        s = np.maximum(b_full - np.einsum("mrn,mn->mr", a_full, x), 0.5)
-        z = np.ones_like(s)
-        ridge = 1e-12 * np.eye(n)
-        with np.errstate(all="ignore"):
-            for _ in range(iterations):
-                r_p = np.einsum("mrn,mn->mr", a_full, x) + s - b_full
-                r_d = np.einsum("mrn,mr->mn", a_full, z) - c
-                mu = (s * z).mean(axis=1, keepdims=True)
-                normal = np.einsum("mrn,mr,mrk->mnk", a_full, z / s, a_full) + ridge
-                try:
-                    factor = np.linalg.cholesky(normal)
-                except np.linalg.LinAlgError:
-                    scale = np.trace(normal, axis1=1, axis2=2)[:, None, None] / n
-                    normal = normal + 1e-9 * np.nan_to_num(scale, nan=1.0) * np.eye(n)
-                    try:
-                        factor = np.linalg.cholesky(normal)
-                    except np.linalg.LinAlgError:
-                        break
-
-                dx, ds, dz = _ipm_direction(a_full, factor, s, z, r_p, r_d, -s * z)
-                alpha_p = _step_to_boundary(s, ds)
-                alpha_d = _step_to_boundary(z, dz)
-                mu_aff = ((s + alpha_p[:, None] * ds) * (z + alpha_d[:, None] * dz)).mean(
-                    axis=1, keepdims=True
-                )
-                sigma = np.clip(mu_aff / mu, 0.0, 1.0) ** 3
-                dx, ds, dz = _ipm_direction(
-                    a_full, factor, s, z, r_p, r_d, sigma * mu - s * z - ds * dz
-                )
-                # boxes already solved to high accuracy stop moving (further steps only lose
-                # precision)
-                moving = (mu[:, 0] > 1e-11).astype(np.float64)
-                alpha_p = 0.99 * _step_to_boundary(s, ds) * moving
-                alpha_d = 0.99 * _step_to_boundary(z, dz) * moving
-                x = x + alpha_p[:, None] * dx
-                s = s + alpha_p[:, None] * ds
-                z = z + alpha_d[:, None] * dz
-        # multipliers of the QoS rows in x units; anything not finite falls back to 0
-        lam_rows = z[:, self.num_bs : self.num_bs + targets.size] * c_scale[:, None]
-        lam_rows = lam_rows / norm[:, self.num_bs :]
-        lam_rows = np.where(np.isfinite(lam_rows), np.clip(lam_rows, 0.0, None), 0.0)
+        duals, y = _interior_point_duals(
+            a_y / norm[..., None], b_y / norm, c / c_scale[:, None], iterations
+        )
+        # multipliers of the QoS rows in x units
+        lam_rows = duals[:, self.num_bs :] * c_scale[:, None] / norm[:, self.num_bs :]
+        lam_rows = np.where(np.isfinite(lam_rows), lam_rows, 0.0)
         lam = np.zeros((m, n))
         lam[:, targets] = lam_rows
         shifted = slope + lam - lam @ self._qos_c
@@ -427,8 +473,7 @@ class PowerBox:
         shift = lam @ self._qos_a
         value = const - shift + terms.sum(axis=1)
         value = value + 1e-12 * (np.abs(const) + shift + np.abs(terms).sum(axis=1)) + 1e-12
-        point = low + np.clip(np.where(np.isfinite(x), x, 0.5), 0.0, 1.0) * width
-        return value, point
+        return value, low + y * width
 
     def _knapsack(self, slope: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
         """Maximize ``slope . x`` over ``low <= x <= high`` and ``sum_q x[b, q] <= 1``:
