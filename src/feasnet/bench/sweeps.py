@@ -609,11 +609,11 @@ def figure(path: Path, payload: dict[str, Any], panels: list[tuple[str, str]]) -
     fig.suptitle(
         f"{payload.get('figure')} of the power-control paper, reproduced: "
         f"n = {', '.join(map(str, n))} test instances per point, violations at rtol "
-        f"{payload.get('rtol', DEFAULT_RTOL):g}; square = classical, circle = learned, hollow "
-        "= timed per batch",
+        f"{payload.get('rtol', DEFAULT_RTOL):g}\nsquare = classical, circle = learned, hollow "
+        "= timed per batch; bars: ± standard error",
         fontsize=10,
     )
-    fig.tight_layout(rect=(0, 0.09, 1, 1))
+    fig.tight_layout(rect=(0, 0.09, 1, 0.97))
     with report.atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=120)
     plt.close(fig)
