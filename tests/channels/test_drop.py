@@ -20,6 +20,7 @@ from feasnet.data import storage
 from feasnet.data.generate import draw_instances, feasible_mask, generate
 from feasnet.data.presets import PRESETS, Scenario, get_preset
 from feasnet.problems import power_control as pc
+from feasnet.problems.instances import PowerControlInstances
 
 
 def pairwise(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -113,6 +114,7 @@ def test_table2_5_generates_with_the_cell_drop_but_not_uniformly() -> None:
     assert _acceptance(scenario) > 0.2  # measured 32 %
     assert _acceptance(scenario.with_overrides(drop="uniform")) < 0.005  # measured 0.03 %
     instances, stats = generate(scenario, 40, seed=0)
+    assert isinstance(instances, PowerControlInstances)
     assert len(instances) == 40 and stats.acceptance_rate > 0.2
     # Independent check: the minimum-power point meets every constraint in float64.
     p_min = pc.minimum_power(instances)
@@ -161,3 +163,15 @@ def test_cli_drop_option(tmp_path: Path) -> None:
         app, ["data", "generate", "gaussian-4x2", "--out", str(out2), "--drop", "cell"]
     )
     assert result.exit_code != 0 and "not a path-loss preset" in result.output
+
+
+def test_table2_rows_record_the_drop() -> None:
+    from feasnet.bench import table2
+
+    row = table2._base_row(5)
+    assert row["drop"] == "cell" and row["cell_radius_m"] == CELL_RADIUS_M
+    text = table2._drop_text([row], {})
+    assert "not uniformly over the 500 m square as in the paper" in text
+    uniform = {**row, "drop": "uniform", "cell_radius_m": None}
+    assert "as in the paper" in table2._drop_text([uniform], {})
+    assert "Drops by configuration: 5: cell, 5: uniform" in table2._drop_text([row, uniform], {})
