@@ -639,7 +639,8 @@ def figure(path: Path, rows: list[dict[str, Any]], payload: dict[str, Any]) -> N
             ax.xaxis.get_major_locator().set_params(integer=True)
             if row_index == 0:
                 ax.set_title(TITLES.get(method, method))
-    axes[0][-1].legend(title="final activation", fontsize=9)
+    handles, labels = axes[0][-1].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=9, frameon=False)
     scen = payload.get("scenario", {})
     fig.suptitle(
         f"Final activation of the backbone, path loss B = {scen.get('num_bs')}, U = "
@@ -648,7 +649,7 @@ def figure(path: Path, rows: list[dict[str, Any]], payload: dict[str, Any]) -> N
         f"{payload.get('rtol', DEFAULT_RTOL):g}",
         fontsize=10,
     )
-    fig.tight_layout(rect=(0, 0, 1, 0.97))
+    fig.tight_layout(rect=(0, 0.035, 1, 0.97))
     with report.atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110)
     plt.close(fig)
