@@ -300,6 +300,7 @@ class PowerBox:
         self.beta = np.asarray(beta, dtype=np.float64).reshape(-1)  # (U,)
         self.bs_of = np.repeat(np.arange(num_bs), num_channels)  # (U,)
         self.tangent_rounds = 1
+        self.dual_window = 0.02
         self._has_target = self.beta > 0  # (U,)
         with np.errstate(divide="ignore", invalid="ignore"):
             # QoS row u: x_u >= a_u + C_u . x
@@ -353,7 +354,11 @@ class PowerBox:
         return (low <= high * (1 + 1e-12) + 1e-15).all(axis=1) & (used <= 1.0 + 1e-12).all(axis=1)
 
     def bound(
-        self, low: np.ndarray, high: np.ndarray, threshold: float | None = None
+        self,
+        low: np.ndarray,
+        high: np.ndarray,
+        threshold: float | None = None,
+        cap: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Upper bound ``(M,)`` [bit/s/Hz] on the sum rate over each box and the maximizer
         ``(M, U)`` of the linear bound (a candidate point).
@@ -367,6 +372,7 @@ class PowerBox:
           fractional knapsack per BS (second order in the width). The tangent point then moves
           toward that maximizer for :attr:`tangent_rounds` rounds; the smallest bound is kept.
 
+        ``cap`` ``(M,)`` [bit/s/Hz]: known bounds (e.g. the parent box's), kept when smaller.
         With ``threshold`` [bit/s/Hz] given, every box whose bound is still above it and whose
         QoS rows can bind inside it also gets the QoS rows into the affine bound
         (:meth:`qos_dual_bound`).
@@ -402,8 +408,13 @@ class PowerBox:
             best_const = np.where(better, const, best_const)
             point = 0.5 * (point + maximizer)  # next tangent: toward the bound's maximizer
         result = np.minimum(monotone, linear) / math.log(2.0)
+        if cap is not None:
+            result = np.minimum(result, cap)
         if threshold is not None and self._has_target.any():
-            rows = np.nonzero((result > threshold) & self._qos_can_bind(low, high))[0]
+            # far above the threshold the dual rarely prunes (measured: under 1 % of the boxes
+            # more than 3 % above it): those boxes are split instead
+            near = (result > threshold) & (result <= threshold * (1.0 + self.dual_window))
+            rows = np.nonzero(near & self._qos_can_bind(low, high))[0]
             if rows.size:
                 dual, point_dual = self.qos_dual_bound(
                     best_slope[rows], best_const[rows], low[rows], high[rows]
@@ -579,12 +590,12 @@ def branch_and_bound(
         take = min(max(batch, bounds.size // 8), bounds.size)
         chosen = np.argpartition(-bounds, take - 1)[:take] if take < bounds.size else None
         if chosen is None:
-            lo, hi = lows, highs
+            lo, hi, parent = lows, highs, bounds
             lows, highs, bounds = lows[:0], highs[:0], bounds[:0]
         else:
             keep = np.ones(bounds.size, dtype=bool)
             keep[chosen] = False
-            lo, hi = lows[chosen], highs[chosen]
+            lo, hi, parent = lows[chosen], highs[chosen], bounds[chosen]
             lows, highs, bounds = lows[keep], highs[keep], bounds[keep]
         edge = np.argmax(box.branch_scores(lo, hi), axis=1)
         rows = np.arange(lo.shape[0])
@@ -593,11 +604,14 @@ def branch_and_bound(
         hi_a[rows, edge] = mid
         lo_b[rows, edge] = mid
         lo, hi = np.concatenate([lo_a, lo_b]), np.concatenate([hi_a, hi_b])
+        parent = np.concatenate([parent, parent])
         nonempty = box.tighten(lo, hi)
-        lo, hi = lo[nonempty], hi[nonempty]
+        lo, hi, parent = lo[nonempty], hi[nonempty], parent[nonempty]
         if lo.shape[0] == 0:
             continue
-        bnd, point = box.bound(lo, hi, threshold=best_value * (1.0 + 0.1 * gap))
+        # a child holds no point its parent's bound excludes; the QoS dual bound is spent only
+        # on boxes that could otherwise still block the stopping test
+        bnd, point = box.bound(lo, hi, threshold=best_value * (1.0 + gap), cap=parent)
         # lower bounds: the bound's maximizer and the box centre, repaired to feasibility
         cand = np.concatenate([point, 0.5 * (lo + hi)])
         ok = box.feasible(cand)
