@@ -70,10 +70,19 @@ class LearnedModel(nn.Module):
 
     @property
     def any_size(self) -> bool:
-        """Whether the backbone serves instances of any size (its weights and input
-        normalization do not depend on it, e.g. ``gnn``); the layers are built per problem,
-        so the model then runs on any size, ``shape`` being the training size."""
-        return bool(getattr(self.backbone, "any_size", False))
+        """Whether the model runs on instances of any size (``shape`` being the training
+        size): its backbone says so (``any_size``: weights and input normalization do not
+        depend on the size, e.g. ``gnn``, ``du`` on power control), and so does its layer,
+        either by its own ``any_size`` attribute or, without one, by holding no learned state
+        larger than a scalar (layers are built per problem and read each instance's own
+        constraints; one whose state is sized to the variables, such as a fitted INN, is
+        tied to the training size)."""
+        if not getattr(self.backbone, "any_size", False):
+            return False
+        declared = getattr(self.layer, "any_size", None)
+        if declared is not None:
+            return bool(declared)
+        return all(value.numel() <= 1 for value in self.layer.state_dict().values())
 
     def check_size(self, instances: Any) -> None:
         """Raise a clear error for instances of another family or shape than the model's."""

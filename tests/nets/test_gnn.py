@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from feasnet.methods import get_method
+from feasnet.models import build_model
 from feasnet.nets.gnn import MisoGNN, PowerControlGNN, structured_beams
 from feasnet.nets.registry import backbone_options, build_backbone
 from feasnet.problems import miso
@@ -155,3 +156,13 @@ def test_size_bound_backbones_still_refuse_another_size(tmp_path: Path) -> None:
     assert not model.any_size
     with pytest.raises(ValueError, match="another size"):
         model_result(model, pathloss_instances(4, 4, 2, seed=7))
+
+
+def test_a_layer_with_state_sized_to_the_variables_ties_the_model_to_its_size() -> None:
+    inst = pathloss_instances(4, 3, 2, seed=8)
+    model = build_model(get_method("qp+gnn"), inst)
+    assert model.any_size
+    model.layer.register_buffer("sized", torch.zeros(6))  # e.g. an INN fitted on B Q = 6
+    assert not model.any_size
+    with pytest.raises(ValueError, match="another size"):
+        model.check_size(pathloss_instances(2, 4, 2, seed=9))
