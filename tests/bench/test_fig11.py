@@ -13,8 +13,15 @@ from typer.testing import CliRunner
 from feasnet.bench import fig11
 from feasnet.bench.suites import SUITES, SuiteOptions
 from feasnet.cli import app
-from feasnet.layers.correction import CorrectionMode, correct, squared_violation
+from feasnet.layers.correction import (
+    CorrectionConfig,
+    CorrectionLayer,
+    CorrectionMode,
+    correct,
+    squared_violation,
+)
 from feasnet.problems import power_control as pc
+from feasnet.problems.power_control_problem import PowerControlProblem
 from tests.conftest import random_instances
 
 SAMPLES = 40  # 36 / 2 / 2 train / validation / test
@@ -157,3 +164,41 @@ def test_gradient_steps_with_momentum_pass_gradcheck_on_given_rows() -> None:
         return correct(z, cons, 3, "gradient", step_size=1e-3, momentum=0.5, equilibrate=False)
 
     assert torch.autograd.gradcheck(steps, (x,))
+
+
+# ----------------------------------------------------------------------------- the layer option
+def _layer(**options: object) -> CorrectionLayer:
+    return CorrectionLayer(PowerControlProblem(), CorrectionConfig(**options))  # type: ignore[arg-type]
+
+
+def test_layer_runs_gradient_descent_at_test_when_asked() -> None:
+    inst = random_instances(8, 2, 2, seed=11, pathloss=True, feasible_only=True)
+    g = torch.Generator().manual_seed(0)
+    raw = torch.rand(len(inst), 2, 2, generator=g, dtype=torch.float64) * 1.5
+    layer = _layer(test_mode="gradient", test_steps=300).eval()
+    out = layer(raw, inst)
+    flat = PowerControlProblem().linear_form(inst)
+    assert flat is not None
+    expected = correct(
+        raw.reshape(len(inst), -1),
+        pc.LinearConstraints(G=flat.G, h=flat.h),
+        300,
+        "gradient",
+        early_exit=True,
+    )
+    torch.testing.assert_close(out.reshape(len(inst), -1), expected, rtol=0, atol=0)
+    p = out * inst.pmax[:, None, None]
+    assert pc.is_feasible(p, inst, rtol=1e-6).all()  # 300 heavy-ball steps suffice here
+    newton = _layer().eval()(raw, inst)
+    assert not torch.equal(newton, out)  # the default is still Newton
+    with pytest.raises(ValueError, match="test_mode"):
+        CorrectionConfig(test_mode="adam")  # type: ignore[arg-type]
+
+
+def test_layer_gradient_test_mode_passes_gradcheck() -> None:
+    inst = random_instances(3, 2, 2, seed=12, pathloss=True, feasible_only=True)
+    g = torch.Generator().manual_seed(1)
+    raw = 0.1 + 1.2 * torch.rand(len(inst), 2, 2, generator=g, dtype=torch.float64)
+    assert not pc.is_feasible(raw * inst.pmax[:, None, None], inst, rtol=1e-6).all()
+    layer = _layer(test_mode="gradient", test_steps=3).eval()
+    assert torch.autograd.gradcheck(lambda r: layer(r, inst), (raw.requires_grad_(),))

@@ -295,7 +295,10 @@ class CorrectionConfig(BaseModel):
     """Settings of the ``correction`` layer (DEPNet; defaults from the paper where it gives
     them). ``test_steps``: Newton steps at most in eval mode; None: the paper's 100 on a
     polytope and 300 on the non-linear rate and energy-efficiency rows (section VIII-C).
-    ``nonnegative``: clamp ``x >= 0`` after every step (the paper's rule)."""
+    ``nonnegative``: clamp ``x >= 0`` after every step (the paper's rule). ``test_mode``: the
+    rule in eval mode, ``"newton"`` (the paper's) or ``"gradient"`` (heavy-ball gradient
+    descent with ``step_size`` and ``momentum`` for up to ``test_steps`` steps, as the paper's
+    Fig. 11 compares; it need not reach the feasible set)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     train_steps: int = Field(5, ge=0)
@@ -305,6 +308,7 @@ class CorrectionConfig(BaseModel):
     newton_regularization: float = Field(DEFAULT_NEWTON_REGULARIZATION, gt=0)
     bound_passes: int = Field(DEFAULT_BOUND_PASSES, ge=0)
     nonnegative: bool = True
+    test_mode: CorrectionMode = "newton"
 
 
 class CorrectionLayer(FeasibilityLayer):
@@ -312,7 +316,8 @@ class CorrectionLayer(FeasibilityLayer):
 
     Training mode: ``train_steps`` heavy-ball gradient steps on the squared violation of the
     equilibrated rows (differentiable); eval mode: up to ``test_steps`` regularized Newton
-    steps (float64, bound-aware, early exit), as in :func:`correct`. Where the problem has a
+    steps (float64, bound-aware, early exit; heavy-ball steps instead with
+    ``test_mode="gradient"``), as in :func:`correct`. Where the problem has a
     linear form (``linear-rate``) the rows are ``G x <= h`` and this is exactly :func:`correct`
     (DEPNet as in sections V-VI); otherwise the rows are ``problem.constraints`` and their true
     Jacobian comes from autograd (:func:`correct_rows`), which is what lets DEPNet handle the
@@ -342,7 +347,7 @@ class CorrectionLayer(FeasibilityLayer):
         else:
             default = TEST_STEPS_LINEAR if form is not None else TEST_STEPS_NONLINEAR
             steps = default if config.test_steps is None else config.test_steps
-            mode, early_exit = "newton", True
+            mode, early_exit = config.test_mode, True
         flat = raw.reshape(raw.shape[0], -1)
         options = {
             "step_size": config.step_size,
