@@ -69,8 +69,8 @@ from feasnet.progress import progress_bar
 DEFAULT_EPS = 1e-4
 """Relative slack of the exact-ray variant (``inn="none"``)."""
 
-GRID = 63
-"""Points tested per round of the projection's search (6 halvings per round)."""
+GRID = 15
+"""Points tested per round of the projection's search (4 halvings per round)."""
 
 EXIT_CAP = 1e6
 """Axis exits larger than this (or infinite: the set is unbounded along the axis) count as
@@ -86,7 +86,9 @@ class HpConfig(BaseModel):
         coupling_layers: affine coupling layers of the INN.
         hidden: width of the two hidden layers of each coupling MLP.
         scale_limit: bound on each coupling log-scale (``scale_limit * tanh(. / limit)``).
-        bisection_steps: halvings of ``alpha`` (52 reach float64 resolution).
+        bisection_steps: halvings of ``alpha`` in eval mode (52 reach float64 resolution).
+        train_bisection_steps: halvings in training mode (24: float32 resolution; the
+            implicit gradient does not need more).
         fit_steps: Adam steps of :meth:`HomeomorphicProjectionLayer.fit`.
         fit_instances: instances per fit step.
         fit_samples: ball samples per instance and step.
@@ -100,9 +102,10 @@ class HpConfig(BaseModel):
     inn: Literal["coupling", "none"] = "coupling"
     eps: float = Field(DEFAULT_EPS, ge=0, lt=1)
     coupling_layers: int = Field(4, ge=1)
-    hidden: int = Field(64, ge=1)
+    hidden: int = Field(32, ge=1)
     scale_limit: float = Field(2.0, gt=0)
     bisection_steps: int = Field(52, ge=1, le=200)
+    train_bisection_steps: int = Field(24, ge=1, le=200)
     fit_steps: int = Field(300, ge=0)
     fit_instances: int = Field(64, ge=1)
     fit_samples: int = Field(8, ge=1)
@@ -206,12 +209,20 @@ class HomeomorphicProjectionLayer(FeasibilityLayer):
         self.inn: ConditionalCoupling | None = None
         self.register_buffer("condition_mean", torch.zeros(0, dtype=torch.float64))
         self.register_buffer("condition_std", torch.ones(0, dtype=torch.float64))
+        self.fitted: Tensor
+        self.register_buffer("fitted", torch.zeros((), dtype=torch.bool))
 
     @property
     def settings(self) -> HpConfig:
         config = self.config
         assert isinstance(config, HpConfig)
         return config
+
+    @property
+    def active_inn(self) -> ConditionalCoupling | None:
+        """The INN once fitted; None before (a new INN is exactly the identity, so the map
+        skips it)."""
+        return self.inn if bool(self.fitted) else None
 
     # ---------------------------------------------------------------- set-up
     def setup(self, shape: tuple[int, ...]) -> None:
@@ -264,9 +275,9 @@ class HomeomorphicProjectionLayer(FeasibilityLayer):
         condition = torch.cat([plus.log(), minus.log()], dim=1)
         if self.condition_mean.numel() == condition.shape[1]:
             condition = (condition - self.condition_mean) / self.condition_std
-        if self.inn is not None:
+        if self.active_inn is not None:
             with torch.no_grad():
-                base = self.inn(torch.zeros_like(plus), condition)[0]
+                base = self.active_inn(torch.zeros_like(plus), condition)[0]
         else:
             base = torch.zeros_like(plus)
         value = (anchor, has_anchor, plus, minus, condition, base)
@@ -278,7 +289,8 @@ class HomeomorphicProjectionLayer(FeasibilityLayer):
         """``x`` ``(N, D)`` float64 of latent ``s`` ``(N, D)``:
         ``x0 + l (.) (T(s) - T(0))`` (``x0 + l (.) s`` without an INN)."""
         anchor, _, plus, minus, condition, base = geometry
-        u = self.inn(s, condition)[0] - base if self.inn is not None else s
+        inn = self.active_inn
+        u = inn(s, condition)[0] - base if inn is not None else s
         return flat_real(anchor) + torch.where(u >= 0, plus, minus) * u
 
     def encode(self, x: Tensor, geometry: tuple[Tensor, ...]) -> Tensor:
@@ -286,9 +298,10 @@ class HomeomorphicProjectionLayer(FeasibilityLayer):
         anchor, _, plus, minus, condition, base = geometry
         offset = x - flat_real(anchor)
         u = offset / torch.where(offset >= 0, plus, minus)
-        if self.inn is None:
+        inn = self.active_inn
+        if inn is None:
             return u
-        return self.inn.inverse(u + base, condition)
+        return inn.inverse(u + base, condition)
 
     def _forget(self) -> None:
         """Drop the remembered anchor and geometry (the INN or its condition changed)."""
@@ -317,7 +330,8 @@ class HomeomorphicProjectionLayer(FeasibilityLayer):
             return {}
         generator = torch.Generator().manual_seed(config.seed)
         pool = inst64[torch.randperm(len(inst64), generator=generator)[:2048]]
-        raw_condition = self.geometry(pool)[4]
+        pool_geometry = self.geometry(pool)
+        raw_condition = pool_geometry[4]
         self.condition_mean = raw_condition.mean(dim=0)
         self.condition_std = (
             raw_condition.std(dim=0).clamp(min=1e-3)
@@ -325,6 +339,10 @@ class HomeomorphicProjectionLayer(FeasibilityLayer):
             else (torch.ones_like(self.condition_mean))
         )
         self._forget()
+        pool_geometry = (
+            *pool_geometry[:4],
+            (raw_condition - self.condition_mean) / self.condition_std,
+        )
         self.inn.to(torch.float64).requires_grad_(True)
         optimizer = torch.optim.Adam(self.inn.parameters(), lr=config.learning_rate)
         dim = self.inn.dim
@@ -333,9 +351,9 @@ class HomeomorphicProjectionLayer(FeasibilityLayer):
             with progress_bar("hp: fitting the INN", config.fit_steps) as advance:
                 for _ in range(config.fit_steps):
                     pick = torch.randint(len(pool), (config.fit_instances,), generator=generator)
-                    batch = pool[pick.repeat_interleave(config.fit_samples)]
-                    self._forget()
-                    geometry = self.geometry(batch)
+                    rows = pick.repeat_interleave(config.fit_samples)
+                    batch = pool[rows]
+                    geometry = tuple(g[rows] for g in pool_geometry)
                     s = ball_samples(len(batch), dim, generator)
                     u, logdet, anisotropy = self.inn(s, geometry[4])
                     u = u - self.inn(torch.zeros_like(s), geometry[4])[0]
@@ -357,6 +375,7 @@ class HomeomorphicProjectionLayer(FeasibilityLayer):
                     advance(1)
         finally:
             self.inn.requires_grad_(False)
+            self.fitted = torch.ones((), dtype=torch.bool)
             self._forget()
         if log is not None:
             log(
@@ -429,7 +448,11 @@ class HomeomorphicProjectionLayer(FeasibilityLayer):
         with torch.no_grad():
             kept = self.problem.is_feasible(safe.to(wide), inst64, rtol=0.0) & ok
             s = self.encode(flat_real(safe.to(wide)), geometry)
-            low = self.search(s, geometry, inst64, cast)
+            low = torch.ones_like(s[:, 0])
+            todo = (ok & ~kept).nonzero().squeeze(1)  # the search runs on these rows only
+            if len(todo):
+                part = tuple(g[todo] for g in geometry)
+                low[todo] = self.search(s[todo], part, inst64[todo], cast)
             low = torch.where(ok, low, torch.zeros_like(low))
             certified = cast(self.decode(low[:, None] * s, geometry))
             # alpha = 0 is the anchor itself (also if the INN's output were not finite)
@@ -459,7 +482,9 @@ class HomeomorphicProjectionLayer(FeasibilityLayer):
         low = torch.zeros(n, dtype=torch.float64, device=s.device)
         high = torch.ones_like(low)
         fractions = torch.arange(1, GRID + 1, dtype=torch.float64, device=s.device) / (GRID + 1)
-        rounds = math.ceil(self.settings.bisection_steps / math.log2(GRID + 1))
+        steps = self.settings.train_bisection_steps if self.training else None
+        steps = steps or self.settings.bisection_steps
+        rounds = math.ceil(steps / math.log2(GRID + 1))
         index = torch.arange(n, device=s.device).repeat_interleave(GRID)
         for _ in range(rounds):
             alphas = low[:, None] + (high - low)[:, None] * fractions  # (n, GRID)
