@@ -231,7 +231,10 @@ def train(
     best: tuple[float, float] = (-math.inf, -math.inf)
     if resume and checkpoint_path.exists():
         state = torch.load(checkpoint_path, weights_only=True, map_location=device)
-        if state["method"] != method.model_dump(mode="json"):
+        # re-validated, so an option added since (with its default) does not block a resume
+        if config_from_dict(state["method"]).model_dump(mode="json") != method.model_dump(
+            mode="json"
+        ):
             raise ValueError(
                 f"resume: {checkpoint_path} was written for another method configuration"
             )

@@ -202,3 +202,26 @@ def test_layer_gradient_test_mode_passes_gradcheck() -> None:
     assert not pc.is_feasible(raw * inst.pmax[:, None, None], inst, rtol=1e-6).all()
     layer = _layer(test_mode="gradient", test_steps=3).eval()
     assert torch.autograd.gradcheck(lambda r: layer(r, inst), (raw.requires_grad_(),))
+
+
+def test_a_checkpoint_from_before_the_test_mode_option_resumes(tmp_path: Path) -> None:
+    from feasnet.methods import get_method
+    from feasnet.training import TrainConfig, train
+
+    inst = random_instances(24, 2, 2, seed=13, pathloss=True, feasible_only=True)
+    method = get_method("depnet")
+    quiet = {"log": lambda *a: None}
+    train(method, inst[:-4], inst[-4:], tmp_path, TrainConfig(epochs=1), **quiet)  # type: ignore[arg-type]
+    state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    del state["method"]["layer"]["options"]["test_mode"]  # as written before the option
+    torch.save(state, tmp_path / "checkpoint.pt")
+    summary = train(
+        method,
+        inst[:-4],
+        inst[-4:],
+        tmp_path,
+        TrainConfig(epochs=2),
+        resume=True,
+        **quiet,  # type: ignore[arg-type]
+    )
+    assert [row["epoch"] for row in summary["history"]] == [1, 2]
