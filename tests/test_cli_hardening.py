@@ -138,7 +138,7 @@ def test_solve_with_a_file_that_is_not_a_model(workdir: Path, tmp_path: Path) ->
 def test_bench_rejects_wrong_family_and_meaningless_counts(tmp_path: Path) -> None:
     cases = [
         (("--preset", "miso-snr-10", "--methods", "gp"), "MISO preset"),
-        (("--suite", "classical", "--methods", "min-power,hop+du"), "hop+du"),
+        (("--suite", "classical", "--methods", "min-power,dc3+mlp"), "dc3+mlp"),
         (("--suite", "miso-snr", "--methods", "gp"), "gp"),
         (("--suite", "table2", "--methods", "dc3+du"), "dc3+du"),
         (("--suite", "miso-snr", "--preset", "small"), "preset"),
