@@ -207,6 +207,16 @@ def _presets() -> list[MethodConfig]:
         for backbone in ("mlp", "du")
         for layer, text in ray_layers.items()
     ]
+    any_size = {  # backbones whose weights serve every size (docs/nets-gnn.md, generalize.md)
+        ("qp", "gnn"): "GNN (any B, Q) + QP projection onto the polytope",
+        ("correction", "gnn"): "GNN (any B, Q) + correction (DEPNet's layer)",
+        ("penalty", "gnn"): "GNN (any size) + soft penalty on the violations (may violate)",
+        ("hop", "gnn"): "GNN (any size) + HoP ray toward the anchor",
+        ("dc3", "gnn"): "GNN (any Nt, K) + DC3 gradient correction",
+        ("qp", "du"): "unfolded interference-channel WMMSE (any B, Q) + QP projection",
+        ("correction", "du"): "unfolded interference-channel WMMSE (any B, Q) + correction",
+    }
+    generic += [compose(layer, net, description=text) for (layer, net), text in any_size.items()]
     return papers + miso + generic
 
 
