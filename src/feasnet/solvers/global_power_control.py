@@ -11,9 +11,13 @@ batches of boxes) and both returning the best feasible powers plus a certified b
 (the mixed-monotonic bound). A second bound, kept when smaller, is second order in the box
 width: ``log(1 + S + I)`` lies below its tangent at the box centre and ``-log(1 + I)`` below
 its chord over the box, so the sum rate is below an affine function of ``x``, whose maximum over
-the box and the per-BS budgets is a fractional knapsack. Before bounding, each box is shrunk to
-the part that can hold feasible points (the QoS rows and budgets are linear in ``x``: bound
-tightening by interval propagation), and emptied boxes are dropped. Each box also yields
+the box and the per-BS budgets is a fractional knapsack. Near the stopping level, boxes where a
+QoS row can bind also get the QoS rows into that affine bound through a Lagrangian (any
+non-negative multipliers give a valid bound; near-optimal ones come from a few batched
+interior-point steps on the small LP), and a child box keeps its parent's bound when smaller.
+Before bounding, each box is shrunk to the part that can hold feasible points (the QoS rows
+and budgets are linear in ``x``: bound tightening by interval propagation), and emptied boxes
+are dropped. Each box also yields
 candidates (the knapsack maximizer and the centre), made feasible by the closed-form step toward
 the interior anchor; the incumbent starts from SCA (:func:`feasnet.solvers.sca.refine` from the
 anchor and the "one BS loud" points).
