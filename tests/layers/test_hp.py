@@ -16,7 +16,7 @@ from feasnet.methods import get_method
 from feasnet.models import build_model
 from tests.conftest import PROBLEM_CASES, make_problem_case
 
-FIT = {"fit_steps": 25, "fit_instances": 8, "fit_samples": 4}
+FIT = {"fit_steps": 15, "fit_instances": 6, "fit_samples": 4}
 """A short fit (enough to move the INN away from the identity)."""
 
 
