@@ -58,7 +58,7 @@ SWEEPS: dict[str, Sweep] = {
         "SINR target [dB]",
         (0, 5, 10, 12.5, 15),
         "miso-sinr-",
-        "SINR-target sweep at 0 dB SNR (ours)",
+        "case study, SINR targets at 0 dB SNR (ours)",
     ),
 }
 """Suite name -> sweep."""
@@ -606,7 +606,7 @@ def sweep_plot(path: Path, sweep: Sweep, rows: list[dict[str, Any]]) -> None:
     report.kind_legend(fig, rows, loc="upper left", bbox_to_anchor=(0.83, 0.45), fontsize=8)
     n_values = sorted({int(r["num_instances"]) for r in rows if r.get("num_instances")})
     fig.suptitle(
-        f"{title}: over {sweep.label}; n = {', '.join(map(str, n_values))} test instances per "
+        f"{title}: over {sweep.label}\nn = {', '.join(map(str, n_values))} test instances per "
         "point; error bars: standard error; methods offset slightly along x"
     )
     fig.tight_layout(rect=(0, 0, 0.82, 0.96))
