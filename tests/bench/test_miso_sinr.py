@@ -9,7 +9,7 @@ from feasnet.bench import miso
 from feasnet.data.generate import generate
 from feasnet.data.miso_presets import SINR_SWEEP_DB, SINR_SWEEP_SNR_DB, MisoScenario
 from feasnet.data.presets import get_preset
-from feasnet.problems.miso import minimum_power
+from feasnet.problems.miso import MisoInstances, minimum_power
 
 
 def test_sweep_points_are_presets_at_a_fixed_snr() -> None:
@@ -24,6 +24,7 @@ def test_sweep_points_are_presets_at_a_fixed_snr() -> None:
 
 def test_active_fraction_of_minimum_power_beams_is_one() -> None:
     instances, _ = generate(get_preset("miso-sinr-5"), 6, seed=1)
+    assert isinstance(instances, MisoInstances)
     beams = minimum_power(instances).beams
     assert miso.qos_active_fraction(beams, instances) == 1.0
     # scaled up by 2, every SINR rises strictly above its target: nothing binds
