@@ -37,6 +37,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -147,7 +148,12 @@ def _solve_small(system: np.ndarray, rhs: np.ndarray) -> np.ndarray:
 
 
 def _interior_point_duals(
-    general: np.ndarray, rhs: np.ndarray, objective: np.ndarray, iterations: int
+    general: np.ndarray,
+    rhs: np.ndarray,
+    objective: np.ndarray,
+    iterations: int,
+    done: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
+    check_at: tuple[int, ...] = (4, 6),
 ) -> tuple[np.ndarray, np.ndarray]:
     """Approximate optimal duals of the general rows of a batch of small LPs on the unit box.
 
@@ -155,7 +161,9 @@ def _interior_point_duals(
     ``c`` ``(M, n)``: a fixed number of primal-dual interior-point steps (Mehrotra's predictor
     and corrector, separate primal and dual step lengths, infeasible start). The box rows are
     kept apart (diagonal in the normal equations ``G^T D G + diag``). An LP solved to high
-    accuracy stops moving (further steps only lose precision).
+    accuracy leaves the batch (further steps only lose precision), and so does every LP for
+    which ``done(duals, rows)`` (``(K, R)`` current duals of the original rows ``rows``
+    ``(K,)``) returns True, checked after the steps listed in ``check_at``.
 
     Returns:
         ``(duals, y)``: ``(M, R)`` non-negative multipliers of ``G y <= h`` (finite; zero where
@@ -163,6 +171,8 @@ def _interior_point_duals(
     """
     m, r, n = general.shape
     general_t = np.swapaxes(general, 1, 2)  # (M, n, R)
+    out_z, out_y = np.zeros((m, r)), np.full((m, n), 0.5)
+    rows = np.arange(m)  # original index of each LP still in the batch
 
     def apply(y: np.ndarray) -> np.ndarray:  # G y: (M, R)
         return np.matmul(general, y[..., None])[..., 0]
@@ -176,7 +186,20 @@ def _interior_point_duals(
     z_g, z_u, z_l = np.ones((m, r)), np.ones((m, n)), np.ones((m, n))
     total = r + 2 * n
     with np.errstate(all="ignore"):
-        for _ in range(iterations):
+        for step_index in range(iterations):
+            finished = (s_g * z_g).sum(axis=1) + (s_u * z_u).sum(axis=1)
+            finished = (finished + (s_l * z_l).sum(axis=1)) / total <= 1e-11
+            if done is not None and step_index in check_at:
+                finished |= done(z_g, rows)
+            if finished.any():
+                out_z[rows[finished]], out_y[rows[finished]] = z_g[finished], y[finished]
+                left = ~finished
+                rows, general, general_t = rows[left], general[left], general_t[left]
+                rhs, objective, y = rhs[left], objective[left], y[left]
+                s_g, s_u, s_l = s_g[left], s_u[left], s_l[left]
+                z_g, z_u, z_l = z_g[left], z_u[left], z_l[left]
+                if rows.size == 0:
+                    break
             rp_g = apply(y) + s_g - rhs
             rp_u = y + s_u - 1.0
             rp_l = -y + s_l
@@ -210,16 +233,14 @@ def _interior_point_duals(
                     sigma_mu - s_l * z_l - ds_l * dz_l,
                 ),
             )
-            moving = (mu > 1e-11)[:, None]
-            if not moving.any():
-                break
-            a_p = 0.99 * _step_to_boundary((s_g, s_u, s_l), (ds_g, ds_u, ds_l)) * moving
-            a_d = 0.99 * _step_to_boundary((z_g, z_u, z_l), (dz_g, dz_u, dz_l)) * moving
+            a_p = 0.99 * _step_to_boundary((s_g, s_u, s_l), (ds_g, ds_u, ds_l))
+            a_d = 0.99 * _step_to_boundary((z_g, z_u, z_l), (dz_g, dz_u, dz_l))
             y = y + a_p * dy
             s_g, s_u, s_l = s_g + a_p * ds_g, s_u + a_p * ds_u, s_l + a_p * ds_l
             z_g, z_u, z_l = z_g + a_d * dz_g, z_u + a_d * dz_u, z_l + a_d * dz_l
-    multipliers = np.where(np.isfinite(z_g), np.clip(z_g, 0.0, None), 0.0)
-    return multipliers, np.where(np.isfinite(y), np.clip(y, 0.0, 1.0), 0.5)
+    out_z[rows], out_y[rows] = z_g, y
+    multipliers = np.where(np.isfinite(out_z), np.clip(out_z, 0.0, None), 0.0)
+    return multipliers, np.where(np.isfinite(out_y), np.clip(out_y, 0.0, 1.0), 0.5)
 
 
 def _newton_direction(
@@ -421,7 +442,11 @@ class PowerBox:
             rows = np.nonzero(near & self._qos_can_bind(low, high))[0]
             if rows.size:
                 dual, point_dual = self.qos_dual_bound(
-                    best_slope[rows], best_const[rows], low[rows], high[rows]
+                    best_slope[rows],
+                    best_const[rows],
+                    low[rows],
+                    high[rows],
+                    threshold=threshold * math.log(2.0),
                 )
                 dual = dual / math.log(2.0)
                 tighter = dual < result[rows]
@@ -442,6 +467,7 @@ class PowerBox:
         low: np.ndarray,
         high: np.ndarray,
         iterations: int = 8,
+        threshold: float | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Bound ``(M,)`` [nat/s/Hz] on ``const + slope . x`` over box, budgets and QoS rows.
 
@@ -453,7 +479,9 @@ class PowerBox:
         multipliers (close to the LP's optimal duals) come from a fixed number of batched
         primal-dual interior-point (Mehrotra predictor-corrector) steps on the LP in box
         coordinates ``x = low + (high - low) y``. Only the final knapsack evaluation matters
-        for validity; a poor or failed interior-point run just gives a looser bound.
+        for validity; a poor or failed interior-point run just gives a looser bound. With
+        ``threshold`` [nat/s/Hz], a box leaves the interior-point batch early once its bound is
+        at most that.
 
         Returns:
             ``(bound, point)``: the bound (rounded up) and the interior-point primal estimate
@@ -474,21 +502,31 @@ class PowerBox:
         norm = np.where(norm > 1e-300, norm, 1.0)
         c = slope * width
         c_scale = np.maximum(np.abs(c).max(axis=1), 1e-300)
+
+        def lagrangian(duals: np.ndarray, rows: np.ndarray) -> np.ndarray:
+            """Certified bound ``(K,)`` from the duals ``(K, R)`` of the boxes ``rows``."""
+            # multipliers of the QoS rows in x units
+            lam_rows = duals[:, self.num_bs :] * c_scale[rows, None] / norm[rows, self.num_bs :]
+            lam = np.zeros((rows.size, n))
+            lam[:, targets] = np.where(np.isfinite(lam_rows), np.clip(lam_rows, 0.0, None), 0.0)
+            shifted = slope[rows] + lam - lam @ self._qos_c
+            terms = shifted * self._knapsack(shifted, low[rows], high[rows])
+            shift = lam @ self._qos_a
+            value = const[rows] - shift + terms.sum(axis=1)
+            error = np.abs(const[rows]) + shift + np.abs(terms).sum(axis=1)
+            return value + 1e-12 * error + 1e-12
+
+        def pruned(duals: np.ndarray, rows: np.ndarray) -> np.ndarray:
+            return lagrangian(duals, rows) <= threshold
+
         duals, y = _interior_point_duals(
-            a_y / norm[..., None], b_y / norm, c / c_scale[:, None], iterations
+            a_y / norm[..., None],
+            b_y / norm,
+            c / c_scale[:, None],
+            iterations,
+            done=None if threshold is None else pruned,
         )
-        # multipliers of the QoS rows in x units
-        lam_rows = duals[:, self.num_bs :] * c_scale[:, None] / norm[:, self.num_bs :]
-        lam_rows = np.where(np.isfinite(lam_rows), lam_rows, 0.0)
-        lam = np.zeros((m, n))
-        lam[:, targets] = lam_rows
-        shifted = slope + lam - lam @ self._qos_c
-        maximizer = self._knapsack(shifted, low, high)
-        terms = shifted * maximizer
-        shift = lam @ self._qos_a
-        value = const - shift + terms.sum(axis=1)
-        value = value + 1e-12 * (np.abs(const) + shift + np.abs(terms).sum(axis=1)) + 1e-12
-        return value, low + y * width
+        return lagrangian(duals, np.arange(m)), low + y * width
 
     def _knapsack(self, slope: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
         """Maximize ``slope . x`` over ``low <= x <= high`` and ``sum_q x[b, q] <= 1``:
