@@ -9,6 +9,7 @@ what to quote on a machine shared with other jobs).
 
 Run from the repository root, for example:
     OMP_NUM_THREADS=1 .venv/bin/python scripts/measure_global.py pc --num-bs 3 --samples 20
+    OMP_NUM_THREADS=1 .venv/bin/python scripts/measure_global.py pc --num-bs 3 --indices 10
     OMP_NUM_THREADS=1 .venv/bin/python scripts/measure_global.py miso --points 0,10 --samples 20
 """
 
@@ -40,6 +41,17 @@ def timed(
     return output, message, time.perf_counter() - wall, time.process_time() - cpu
 
 
+def parse_indices(text: str | None, count: int) -> set[int]:
+    """Instance indices to run: ``"3,10"`` or None for all ``count``."""
+    if text is None:
+        return set(range(count))
+    wanted = {int(part) for part in text.split(",") if part.strip()}
+    bad = sorted(i for i in wanted if not 0 <= i < count)
+    if bad:
+        raise SystemExit(f"--indices: {bad} outside 0..{count - 1} (--samples {count})")
+    return wanted
+
+
 def summary(values: list[float]) -> dict[str, float]:
     """Median, mean and max of a list."""
     arr = np.asarray(values, dtype=np.float64)
@@ -58,7 +70,10 @@ def power_control(args: argparse.Namespace) -> dict[str, Any]:
     assert isinstance(instances, PowerControlInstances)
     options = {"time_limit": args.time_limit, "gap": args.gap}
     rows = []
+    wanted = parse_indices(args.indices, len(instances))
     for i, item in enumerate(instance_dicts(instances)):
+        if i not in wanted:
+            continue
         packed, message, wall, cpu = timed(
             global_power_control.solve_instance_with_bound, item, options
         )
@@ -68,6 +83,7 @@ def power_control(args: argparse.Namespace) -> dict[str, Any]:
         value = float(pc.sum_rate(power, one)[0])
         feasible = bool(pc.is_feasible(power, one)[0])
         row = {
+            "index": i,
             "wall_s": wall,
             "cpu_s": cpu,
             "sum_rate": value,
@@ -158,6 +174,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--time-limit", type=float, default=600.0)
     parser.add_argument("--gap", type=float, default=1e-3)
+    parser.add_argument(
+        "--indices", default=None, help="power control: only these instances, e.g. 10 or 3,10"
+    )
     parser.add_argument(
         "--no-reference", dest="reference", action="store_false", help="skip SCA / WMMSE"
     )
