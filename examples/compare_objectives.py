@@ -3,8 +3,9 @@
 For each method and objective this trains a model on the data set's training split (labels of
 the classical reference from ``feasnet data label``, made first if missing), allocates the test
 split, and reports the objective as a percentage of the reference solver's test labels
-(infeasible allocations count as 0), the violation probability at rtol 1e-6 (float64), and the
-training time. Finished runs are kept in ``OUT/<method>-<objective>/`` and reused on a rerun.
+(infeasible allocations count as 0), the violation probability at rtol 1e-6 (float64), the
+same two with the feasibility guard switched on at inference, and the training time. Finished
+runs are kept in ``OUT/<method>-<objective>/`` and reused on a rerun.
 
 Usage::
 
@@ -40,6 +41,9 @@ def run(
     hybrid_weight: float,
     label_method: str | None,
     workers: int,
+    seed: int = 0,
+    patience: int | None = None,
+    layer_options: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     """Train and evaluate every (method, objective); returns one row each."""
     info = storage.read_info(data)
@@ -64,10 +68,17 @@ def run(
                 objective=objective,  # type: ignore[arg-type]
                 hybrid_weight=hybrid_weight,
                 label_method=key,
+                seed=seed,
+                patience=patience or TrainConfig().patience,
             )
+            method = get_method(name)
+            if layer_options:
+                method = get_method(
+                    name, layer={"kind": method.layer.kind, "options": layer_options}
+                )
             started = time.perf_counter()
             summary = train(  # resumes a finished or interrupted run from its checkpoint
-                get_method(name),
+                method,
                 train_set,
                 validation_set,
                 folder,
@@ -80,6 +91,7 @@ def run(
             model, payload = load_model(folder)
             result = model_result(model, test, name=f"{name} ({objective})")
             metrics = evaluate(result, reference=reference)
+            guarded = evaluate(model_result(model, test, guard=True), reference=reference)
             rows.append(
                 {
                     "method": name,
@@ -88,11 +100,14 @@ def run(
                     "percent_of_reference": 100 * metrics.ratio_to_reference,
                     "percent_standard_error": 100 * metrics.ratio_standard_error,
                     "violation_probability": metrics.violation_probability,
+                    "percent_of_reference_with_guard": 100 * guarded.ratio_to_reference,
+                    "violation_probability_with_guard": guarded.violation_probability,
                     "training_seconds": sum(row["seconds"] for row in history),
                     "epochs_run": len(history),
                     "best_epoch": int(payload.get("epoch", 0)),
                     "wall_seconds_this_call": wall,
                     "reference": key,
+                    "seed": seed,
                 }
             )
             write_text(out / "results.json", json.dumps(rows, indent=2) + "\n")
@@ -102,13 +117,16 @@ def run(
 def table(rows: list[dict[str, Any]]) -> str:
     """The rows as a Markdown table."""
     lines = [
-        "| method | objective | % of reference | violation prob. | training [s] | epochs |",
-        "|---|---|---|---|---|---|",
+        "| method | objective | % of reference | violation prob. | with guard: % / viol. "
+        "| training [s] | epochs |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
             f"| {r['method']} | {r['objective']} | {r['percent_of_reference']:.2f} ± "
             f"{r['percent_standard_error']:.2f} | {r['violation_probability']:.4f} | "
+            f"{r['percent_of_reference_with_guard']:.2f} / "
+            f"{r['violation_probability_with_guard']:.4f} | "
             f"{r['training_seconds']:.1f} | {r['epochs_run']} (best {r['best_epoch']}) |"
         )
     return "\n".join(lines)
@@ -124,6 +142,11 @@ def main() -> None:
     parser.add_argument("--hybrid-weight", type=float, default=TrainConfig().hybrid_weight)
     parser.add_argument("--label-method", default=None)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0, help="training seed")
+    parser.add_argument("--patience", type=int, default=None, help="early-stopping patience")
+    parser.add_argument(
+        "--layer-options", default=None, help='JSON options of every layer, e.g. {"rho": 100}'
+    )
     args = parser.parse_args()
     rows = run(
         args.data,
@@ -134,6 +157,9 @@ def main() -> None:
         args.hybrid_weight,
         args.label_method,
         args.workers,
+        args.seed,
+        args.patience,
+        json.loads(args.layer_options) if args.layer_options else None,
     )
     print(table(rows))
 
