@@ -146,3 +146,33 @@ def test_options_are_validated() -> None:
         PrimalDualOptions(violation_ratio=1.5)
     model = build_model(get_method("primal-dual+mlp"), varied_power_control_instances(4))
     assert not model.layer.hard
+
+
+def test_every_problem_and_constraint_set(problem_case) -> None:  # type: ignore[no-untyped-def]
+    """One dual update on each (family, constraint set): multipliers sized by the problem's
+    rows, nonnegative, and a finite loss with a gradient for the primal output."""
+    from feasnet.layers.registry import build_layer as build
+
+    problem, instances = problem_case
+    layer = build("primal-dual", {"dual_epochs": 1}, problem)
+    assert isinstance(layer, PrimalDualLayer)
+    layer.setup(problem.variable_shape(instances))
+    layer.fit(instances)
+    inst = problem.float64(instances)
+    x = problem.anchor(inst) * 1.5
+    rows = problem.constraints(x, inst).shape[1]
+    assert int(layer.num_constraints) == rows
+
+    class Fixed(torch.nn.Module):  # a "model" whose output is x, for the outer iteration
+        def forward(self, batch):  # type: ignore[no-untyped-def]
+            return x[: len(batch)].to(torch.complex64 if x.is_complex() else torch.float32)
+
+    single = instances.to(torch.complex64 if problem.complex_variable else torch.float32)
+    layer.after_epoch(Fixed(), single, epoch=1, log=_quiet)
+    assert int(layer.outer_iterations) == 1
+    lam = layer.multipliers(single)
+    assert lam.shape == (len(instances), rows) and bool((lam >= 0).all())
+    point = x.clone().requires_grad_()
+    loss = layer.constraint_loss(point, inst).sum()
+    loss.backward()
+    assert torch.isfinite(loss) and point.grad is not None
