@@ -178,3 +178,22 @@ def test_cli_labels_and_refuses_other_settings(dataset: Path) -> None:
     assert refused.exit_code == 2 and "--force" in " ".join(refused.output.split())
     missing = runner.invoke(app, ["data", "label", str(dataset.with_name("none.h5"))])
     assert missing.exit_code == 2 and "no such file" in missing.output
+
+
+def test_chunks_of_an_unfinished_run_with_other_settings(
+    dataset: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    original = sca.solve_instance
+
+    @functools.wraps(original)
+    def interrupted(instance, options):  # type: ignore[no-untyped-def]
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sca, "solve_instance", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        label_dataset(dataset, "sca", splits=["test"], options={"tolerance": 1e-4}, log=_quiet)
+    monkeypatch.setattr(sca, "solve_instance", original)
+    with pytest.raises(LabelError, match="unfinished sca run with other settings"):
+        label_dataset(dataset, "sca", splits=["test"], log=_quiet)
+    labels = label_dataset(dataset, "sca", splits=["test"], force=True, log=_quiet)["test"]
+    assert labels.settings["tolerance"] == sca.DEFAULT_TOLERANCE

@@ -48,6 +48,7 @@ from feasnet import __version__
 from feasnet.atomic import atomic_path
 from feasnet.data import storage
 from feasnet.problems.base import DEFAULT_RTOL
+from feasnet.solvers.parallel import CheckpointMismatchError
 
 LABELS_GROUP = "labels"
 """Root group of the labels."""
@@ -329,15 +330,28 @@ def label_dataset(
             f"{split}: solving {len(instances)} instances with {key}"
             + (" (continuing from saved chunks)" if resumed else "")
         )
-        result = solvers.solve(
-            key,
-            instances,
-            workers=workers,
-            executor=executor,
-            address=address,
-            checkpoint_dir=split_chunks,
-            **(options or {}),
-        )
+
+        def run(instances: Any = instances, folder: Path = split_chunks) -> Any:
+            return solvers.solve(
+                key,
+                instances,
+                workers=workers,
+                executor=executor,
+                address=address,
+                checkpoint_dir=folder,
+                **(options or {}),
+            )
+
+        try:
+            result = run()
+        except CheckpointMismatchError:
+            if not force:
+                raise LabelError(
+                    f"labels: {split_chunks} holds chunks of an unfinished {key} run with other "
+                    "settings; pass --force (force=True) to discard them"
+                ) from None
+            shutil.rmtree(split_chunks, ignore_errors=True)
+            result = run()
         _write_split(p, key, family, settings, split, result, digest, replace_group)
         replace_group = False
         shutil.rmtree(split_chunks, ignore_errors=True)
