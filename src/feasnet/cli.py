@@ -962,7 +962,9 @@ def _bench(
         chosen = _method_list(
             methods,
             miso_bench.DEFAULT_METHODS,
-            set(solvers.available(family="miso")) | set(miso_bench.LEARNED_METHODS),
+            set(solvers.available(family="miso"))
+            | set(miso_bench.LEARNED_METHODS)
+            | _learned_methods_for("miso"),
         )
         run_dir = out or Path("runs") / f"{suite}-{stamp}"
         check_run_folder(run_dir, resume, force, "the benchmark")
@@ -1095,6 +1097,13 @@ def _numbers(text: str | None, field: str, kind: type) -> tuple[Any, ...] | None
         raise UserError(
             f"{field}: expected comma-separated {kind.__name__} values, got {text!r}"
         ) from exc
+
+
+def _learned_methods_for(family: str) -> set[str]:
+    """Every named learned method that applies to ``family`` (e.g. ``gauge+mlp`` on MISO)."""
+    from feasnet.methods import METHODS, method_families
+
+    return {name for name, config in METHODS.items() if family in method_families(config)}
 
 
 def _method_list(methods: str | None, default: tuple[str, ...], known: set[str]) -> tuple[str, ...]:
