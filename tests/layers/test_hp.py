@@ -163,3 +163,13 @@ def test_bad_option_names_the_field() -> None:
         build_layer("hp", {"inn": "glow"}, problem)
     with pytest.raises(pydantic.ValidationError, match="coupling_layers"):
         build_layer("hp", {"coupling_layers": 0}, problem)
+
+
+def test_other_size_is_a_clear_error() -> None:
+    problem, instances = case("power-control/linear-rate")
+    layer = build_layer("hp", {}, problem)
+    assert isinstance(layer, HomeomorphicProjectionLayer)
+    layer.setup((2, 2))
+    raw = raw_points(problem, instances)  # (N, 3, 2)
+    with pytest.raises(ValueError, match="raw: the hp layer's INN was built for 4 real"):
+        layer(raw, instances)

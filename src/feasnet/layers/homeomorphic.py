@@ -411,6 +411,14 @@ class HomeomorphicProjectionLayer(FeasibilityLayer):
             return self._exact_ray(raw, instances)
         if self.inn is None:
             self.setup(tuple(raw.shape[1:]))
+        assert self.inn is not None
+        size = math.prod(raw.shape[1:]) * (2 if raw.is_complex() else 1)
+        if size != self.inn.dim:
+            raise ValueError(
+                f"raw: the hp layer's INN was built for {self.inn.dim} real coordinates per "
+                f"instance, got {size} (shape {tuple(raw.shape[1:])}); train a model for this "
+                "size, or use inn: none"
+            )
         return self._curved(raw, instances)
 
     def _exact_ray(self, raw: Tensor, instances: Any) -> Tensor:
