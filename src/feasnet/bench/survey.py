@@ -834,16 +834,27 @@ def markdown_report(payload: dict[str, Any]) -> str:
     return "\n\n".join(sections) + "\n"
 
 
+BACKBONE_MARKERS = {"mlp": "o", "du": "s", "gnn": "^"}
+"""Marker of each backbone in ``survey.png`` (others: diamonds)."""
+
+
 def tradeoff_plot(path: Path, rows: list[dict[str, Any]], rtol: float) -> None:
-    """One panel per family: % of the reference against inference time per sample at
-    batch 1 (log axis); filled markers: no violation at ``rtol``, crosses: some."""
+    """One panel per family: % of the reference against inference CPU time per sample at
+    batch 1 (log axis). Colour: the layer; marker: the backbone; filled: self-supervised,
+    hollow: supervised or hybrid; a red ring: some violation at ``rtol``; black square: the
+    reference (its wall time per instance). The Table I compositions are labelled."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
 
     families = list(dict.fromkeys(r["family"] for r in rows))
-    fig, axes = plt.subplots(1, max(1, len(families)), figsize=(7.5 * max(1, len(families)), 6))
+    layers = list(dict.fromkeys(r["layer"] for r in rows if r["kind"] == "learned"))
+    palette = plt.get_cmap("tab10")
+    colors = {layer: palette(i % 10) for i, layer in enumerate(layers)}
+    count = max(1, len(families))
+    fig, axes = plt.subplots(1, count, figsize=(7.0 * count + 2.5, 6))
     axes_list = list(axes.flat) if hasattr(axes, "flat") else [axes]
     for ax, family in zip(axes_list, families, strict=False):
         for r in (r for r in rows if r["family"] == family):
@@ -851,20 +862,70 @@ def tradeoff_plot(path: Path, rows: list[dict[str, Any]], rtol: float) -> None:
             y = report.number(r.get("percent_of_reference"))
             if not (math.isfinite(x) and x > 0 and math.isfinite(y)):
                 continue
-            violates = report.number(r.get("violation_probability")) > 0
-            color = report.method_color(r["method"].split("@")[0])
-            marker = "x" if violates else ("s" if r["kind"] == "classical" else "o")
-            ax.plot([x], [y], marker=marker, color=color, markersize=8, linestyle="none")
-            ax.annotate(r["method"], (x, y), xytext=(4, 3), textcoords="offset points", fontsize=7)
+            if r["kind"] == "classical":
+                ax.plot([x], [y], "s", color="black", markersize=9)
+                ax.annotate(r["method"], (x, y), xytext=(5, 3), textcoords="offset points")
+                continue
+            color = colors[r["layer"]]
+            filled = r.get("objective_kind") in (None, "self-supervised")
+            ax.plot(
+                [x],
+                [y],
+                BACKBONE_MARKERS.get(r["backbone"], "D"),
+                color=color,
+                markerfacecolor=color if filled else "white",
+                markersize=8,
+                alpha=0.9,
+            )
+            if report.number(r.get("violation_probability")) > 0:
+                ax.plot([x], [y], "o", markersize=15, markerfacecolor="none", color="red", lw=1)
+            if r.get("table_i"):
+                ax.annotate(
+                    r["method"], (x, y), xytext=(5, -9), textcoords="offset points", fontsize=7
+                )
         ax.set_xscale("log")
         ax.set_xlabel("inference CPU time per sample at batch 1 [ms], log scale, 1 thread")
-        ax.set_ylabel("objective in % of the reference (violations count as 0)")
+        ax.set_ylabel("objective in % of the reference (violating outputs count as 0)")
         ax.set_title(family)
         ax.grid(alpha=0.3)
-    fig.suptitle(
-        f"Survey Table I measured: x = some violation (rtol {rtol:g}), o = none, s = reference"
-    )
-    fig.tight_layout()
+    handles = [Line2D([], [], marker="o", ls="none", color=colors[k], label=k) for k in layers]
+    handles += [
+        Line2D(
+            [],
+            [],
+            marker=m,
+            ls="none",
+            color="black",
+            markerfacecolor="none",
+            label=f"backbone {b}",
+        )
+        for b, m in BACKBONE_MARKERS.items()
+    ]
+    handles += [
+        Line2D(
+            [],
+            [],
+            marker="o",
+            ls="none",
+            color="gray",
+            markerfacecolor="white",
+            label="supervised / hybrid",
+        ),
+        Line2D(
+            [],
+            [],
+            marker="o",
+            ls="none",
+            markersize=12,
+            markerfacecolor="none",
+            color="red",
+            label=f"violations (rtol {rtol:g})",
+        ),
+        Line2D([], [], marker="s", ls="none", color="black", label="reference (wall time)"),
+    ]
+    fig.legend(handles=handles, loc="center right", fontsize=8, title="layer (colour)")
+    fig.suptitle("The survey's Table I measured: objective against inference time")
+    fig.tight_layout(rect=(0, 0, 1 - 2.3 / (7.0 * count + 2.5), 0.95))
     with report.atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110)
     plt.close(fig)
