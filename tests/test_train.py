@@ -42,7 +42,7 @@ def test_every_registered_method_builds_and_gives_feasible_outputs(data) -> None
         if name == "dipnet-cvxpylayers" or not method_applies(config, "power-control"):
             continue  # slow reference covered in tests/layers; MISO in test_train_miso
         model = build_model(get_method(name), problem=PowerControlProblem(), shape=(3, 2))
-        model.backbone.fit_normalizer(test)
+        model.fit_normalizer(test)  # backbone normalizer, and the layer fit (hp)
         result = model_result(model, test[:50])
         if model.layer.hard:  # penalty layers may violate; everything else must be feasible
             assert result.feasible.all(), name
