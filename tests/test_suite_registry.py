@@ -68,3 +68,17 @@ def test_bad_points_and_unknown_suite_are_one_line_errors(tmp_path, toy_suite):
     assert not (tmp_path / "r").exists()
     with pytest.raises(ValueError, match="unknown suite"):
         suites.get_suite("no-such-suite")
+
+
+def test_table2_full_asks_for_the_papers_scale(tmp_path, monkeypatch):
+    from feasnet.bench import table2
+
+    seen: dict = {}
+    monkeypatch.setattr(table2, "run", lambda out, **kwargs: seen.update(kwargs))
+    result = CliRunner().invoke(
+        app, ["bench", "--suite", "table2", "--full", "--configs", "5", "--out", str(tmp_path)]
+    )
+    assert result.exit_code == 0, result.output
+    assert seen["samples"] == table2.FULL_SAMPLES == 100_000
+    assert seen["epochs"] == table2.FULL_EPOCHS == 20
+    assert seen["configs"] == (5,)

@@ -798,13 +798,17 @@ def bench(
         typer.Option(min=1, help="Maximal training epochs (default: the suite's)."),
     ] = None,
     configs: Annotated[
-        str | None, typer.Option(help="table2 suite: comma-separated IDs (default 1-8).")
+        str | None,
+        typer.Option(
+            help="table2 suite: comma-separated IDs (default 1-8); generalize: the sizes B."
+        ),
     ] = None,
     points: Annotated[
         str | None,
         typer.Option(
-            help="miso suites: comma-separated sweep values (default: all); fig12: "
-            "minimum rates in Mbit/s, at most 4 (default 0.5,2,4)."
+            help="Comma-separated sweep values (default: the suite's): the MISO suites' SNR, "
+            "Nakagami m or SINR target; fig12 and fig9: minimum rates in Mbit/s; fig4-6: "
+            "users; fig10: base stations; fig13: CSI errors; fig11: step sizes."
         ),
     ] = None,
     workers: Annotated[int | None, typer.Option(min=1, help=WORKERS_HELP)] = None,
@@ -844,8 +848,9 @@ def bench(
     full: Annotated[
         bool,
         typer.Option(
-            help="fig12 suite: the paper's scale (8 points, 100,000 instances, 20 epochs) "
-            "instead of the quick default (3 points, 1,000 instances, 5 epochs)."
+            help="The paper's scale instead of the suite's quick default (fig12: 8 points, "
+            "100,000 instances, 20 epochs; table2: 100,000 instances and 20 epochs per "
+            "configuration; every registered suite has its own, see docs/)."
         ),
     ] = False,
     robust: Annotated[
@@ -864,7 +869,7 @@ def bench(
 
     if resume and force:
         raise UserError("give at most one of --resume (continue) and --force (replace)")
-    if full and suite != "fig12" and suite not in SUITE_REGISTRY:
+    if full and suite not in {"fig12", "table2"} and suite not in SUITE_REGISTRY:
         raise UserError(f"full: the {suite} suite has no paper-scale mode")
     with executor_scope(_executor(executor, address), address), user_threads(threads):
         _bench(
@@ -1024,8 +1029,8 @@ def _bench(
         console.print(f"[bold]feasnet bench[/] suite=table2 configs={ids} -> {run_dir}")
         table2.run(
             run_dir,
-            samples=samples or table2.DEFAULT_SAMPLES,
-            epochs=epochs or table2.DEFAULT_EPOCHS,
+            samples=samples or (table2.FULL_SAMPLES if full else table2.DEFAULT_SAMPLES),
+            epochs=epochs or (table2.FULL_EPOCHS if full else table2.DEFAULT_EPOCHS),
             seed=seed,
             workers=workers,
             configs=ids,

@@ -157,7 +157,7 @@ def test_bad_points_are_one_line_errors(points: tuple[float, ...], message: str)
         (["--suite", "fig12", "--points", "one"], "comma-separated numbers"),
         (["--suite", "fig12", "--methods", "sca"], "methods: the fig12 suite"),
         (["--suite", "fig12", "--preset", "small"], "preset: the fig12 suite"),
-        (["--suite", "table2", "--full"], "full: the table2 suite has no paper-scale mode"),
+        (["--suite", "classical", "--full"], "full: the classical suite has no paper-scale mode"),
         (["--suite", "fig12", "--samples", "3"], "samples: 3 instances leave a split empty"),
     ],
 )

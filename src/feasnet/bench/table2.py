@@ -46,6 +46,10 @@ DEFAULT_SAMPLES = 6000
 suite. The paper uses 100,000."""
 DEFAULT_EPOCHS = 10
 """Maximal training epochs per learned method (the paper trains for 20)."""
+FULL_SAMPLES = 100_000
+"""Instances per configuration at the paper's scale (``feasnet bench --suite table2 --full``)."""
+FULL_EPOCHS = 20
+"""Maximal training epochs at the paper's scale."""
 ALL_CONFIGS = (1, 2, 3, 4, 5, 6, 7, 8)
 DEFAULT_METHODS = ("gp", "sca", "dipnet", "depnet", "dipnet+fw", "depnet+fw")
 PAPER_METHODS = ("dipnet", "depnet", "gp")
