@@ -96,15 +96,7 @@ QUICK_EXCLUDED: dict[str, str] = {
 }
 """Layers the quick default leaves out, with the reason (``--full`` or ``--methods`` runs
 them)."""
-QUICK_EXCLUDED_BY_FAMILY: dict[str, dict[str, str]] = {
-    "miso": {
-        "hp": (
-            "quick default: fitting hp's invertible network on the 120 real coordinates of the "
-            "MISO beams had not finished one training epoch of hp+mlp after 13 min on the shared "
-            "2-core machine; --full or --methods hp+mlp runs it"
-        ),
-    },
-}
+QUICK_EXCLUDED_BY_FAMILY: dict[str, dict[str, str]] = {}
 """Per family, layers the quick default leaves out (measured too slow for it)."""
 
 OBJECTIVE_ORDER = ("self-supervised", "supervised", "hybrid")
