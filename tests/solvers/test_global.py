@@ -107,6 +107,21 @@ def test_power_control_time_limit_reported() -> None:
     assert result.upper_bound is not None and result.upper_bound[0] >= result.sum_rate[0]
 
 
+def test_power_control_box_limit_bounds_memory() -> None:
+    # the open list of a U = 8 search outgrows 50 boxes at once: the search stops there with a
+    # certified bound and says why, instead of growing until the memory runs out
+    inst, _ = generate(get_preset("small").with_overrides(num_bs=4), num_samples=1, seed=0)
+    result = global_power_control.solve(
+        inst, workers=1, gap=1e-9, time_limit=60.0, polish=False, max_open_boxes=50
+    )
+    assert result.messages[0].startswith("box limit: gap ")
+    assert result.converged is not None and not result.converged[0]
+    assert result.feasible[0]
+    assert result.upper_bound is not None and result.upper_bound[0] >= result.sum_rate[0]
+    with pytest.raises(ValueError, match="max_open_boxes"):
+        global_power_control.solve(inst, workers=1, max_open_boxes=0)
+
+
 def test_power_control_infeasible_reported() -> None:
     inst = pathloss_instances(2, num_bs=2, num_channels=2, seed=4)
     rates = inst.min_rate.clone()

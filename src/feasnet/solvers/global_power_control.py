@@ -584,6 +584,25 @@ class PowerBox:
         return (high - low) * (own + hurt)
 
 
+DEFAULT_MAX_OPEN_BOXES = 2_000_000
+"""Open boxes at which the power-box search stops with its bound so far (about 0.4 GB of boxes
+at U = 12, a few times that at the step's peak)."""
+
+
+class OpenBoxLimitError(Exception):
+    """The open list outgrew ``max_open_boxes``: the best point and the certified bound so far.
+
+    Attributes:
+        point: ``(U,)`` best feasible normalized powers.
+        value: their sum rate [bit/s/Hz].
+        upper_bound: certified bound [bit/s/Hz].
+    """
+
+    def __init__(self, point: np.ndarray, value: float, upper_bound: float) -> None:
+        super().__init__("box limit")
+        self.point, self.value, self.upper_bound = point, value, upper_bound
+
+
 def branch_and_bound(
     box: PowerBox,
     low: np.ndarray,
@@ -592,6 +611,7 @@ def branch_and_bound(
     gap: float,
     time_limit: float,
     batch: int = monotonic.DEFAULT_BATCH,
+    max_open_boxes: int | None = None,
 ) -> tuple[np.ndarray, float, float, bool]:
     """Best-first branch and bound over power boxes (module docstring).
 
@@ -603,12 +623,20 @@ def branch_and_bound(
         gap: relative gap to stop at.
         time_limit: seconds.
         batch: boxes per vectorized step.
+        max_open_boxes: stop (not converged) once the open list holds more boxes than this,
+            so that memory stays bounded (``(2 U + 1) * 8`` bytes a box, plus the step's
+            copies); None = :data:`DEFAULT_MAX_OPEN_BOXES`.
+
+    Raises:
+        OpenBoxLimitError: carries the best point and the bound when ``max_open_boxes`` stopped
+            the search (caught by :func:`solve_instance_with_bound`).
 
     Returns:
         ``(x, value, upper_bound, converged)``: best feasible powers ``(U,)`` (normalized),
         their sum rate and the certified bound [bit/s/Hz].
     """
     start = time.perf_counter()
+    limit = DEFAULT_MAX_OPEN_BOXES if max_open_boxes is None else max_open_boxes
     dim = box.dim
     candidates = [anchor[None]] + ([incumbent[None]] if incumbent is not None else [])
     cand = np.concatenate(candidates)
@@ -628,6 +656,9 @@ def branch_and_bound(
             break
         if time.perf_counter() - start > time_limit:
             break
+        if bounds.size > limit:
+            top = float(bounds.max())
+            raise OpenBoxLimitError(best_x, best_value, max(top, best_value * (1.0 + 0.1 * gap)))
         # at least an eighth of the open list, so that bookkeeping stays a fraction of the work
         take = min(max(batch, bounds.size // 8), bounds.size)
         chosen = np.argpartition(-bounds, take - 1)[:take] if take < bounds.size else None
@@ -709,6 +740,7 @@ def solve_instance_with_bound(
     if not prepared.feasible:
         return packed, prepared.reason
     algorithm = options.get("algorithm", "power")
+    stopped_by = "time limit"
     if algorithm not in ALGORITHMS:
         raise ValueError(f"algorithm: expected one of {ALGORITHMS}, got {algorithm!r}")
     box = PowerBox(gain, pmax, noise, prepared.beta)
@@ -718,9 +750,14 @@ def solve_instance_with_bound(
     if algorithm == "power":
         low = np.clip(prepared.min_power.reshape(-1) / pmax, 0.0, None)
         anchor = prepared.anchor.reshape(-1) / pmax
-        x, value, upper, converged = branch_and_bound(
-            box, low, anchor, incumbent, gap, remaining, batch=batch
-        )
+        try:
+            x, value, upper, converged = branch_and_bound(
+                box, low, anchor, incumbent, gap, remaining, batch=batch,
+                max_open_boxes=options.get("max_open_boxes"),
+            )  # fmt: skip
+        except OpenBoxLimitError as stop:
+            x, value, upper, converged = stop.point, stop.value, stop.upper_bound, False
+            stopped_by = "box limit"
     else:
         region = RateRegion(gain, pmax, noise)
         lower = (np.asarray(instance["min_rate"], dtype=np.float64) / bandwidth).reshape(-1)
@@ -748,7 +785,7 @@ def solve_instance_with_bound(
     result_gap = (upper - value) / upper if upper > 0 else 0.0
     if converged:
         return packed, f"optimal within gap {gap:g}"
-    return packed, f"time limit: gap {result_gap:.3g}"
+    return packed, f"{stopped_by}: gap {result_gap:.3g}"
 
 
 def solve(
@@ -759,6 +796,7 @@ def solve(
     polish: bool = True,
     batch: int = monotonic.DEFAULT_BATCH,
     algorithm: str = "power",
+    max_open_boxes: int = DEFAULT_MAX_OPEN_BOXES,
 ) -> AllocationResult:
     """Certified global optimum of every instance, one worker process per core.
 
@@ -770,6 +808,9 @@ def solve(
         polish: start from the best SCA point (usually optimal; the bound closes faster).
         batch: boxes per vectorized step of the search.
         algorithm: one of :data:`ALGORITHMS`.
+        max_open_boxes: the power-box search stops with its bound so far (message
+            ``"box limit: gap ..."``) once it holds more open boxes than this, so a hard
+            instance cannot exhaust the memory.
 
     Returns:
         An :class:`AllocationResult` named ``"global"`` with ``upper_bound`` [bit/s], ``gap``
@@ -781,6 +822,8 @@ def solve(
         raise ValueError(f"time_limit: expected > 0 seconds, got {time_limit}")
     if algorithm not in ALGORITHMS:
         raise ValueError(f"algorithm: expected one of {ALGORITHMS}, got {algorithm!r}")
+    if max_open_boxes < 1:
+        raise ValueError(f"max_open_boxes: expected >= 1, got {max_open_boxes}")
     if instances.csi_corner is not None and not bool((instances.csi_corner == 1).all()):
         raise ValueError(
             "global: instances with a robust CSI corner (csi_error with robust exact or "
@@ -793,6 +836,7 @@ def solve(
         "polish": polish,
         "batch": batch,
         "algorithm": algorithm,
+        "max_open_boxes": max_open_boxes,
     }
     b, q = instances.num_bs, instances.num_channels
     packed, seconds, messages = solve_each(
@@ -814,7 +858,9 @@ def solve(
 __all__ = [
     "ALGORITHMS",
     "DEFAULT_GAP",
+    "DEFAULT_MAX_OPEN_BOXES",
     "DEFAULT_TIME_LIMIT",
+    "OpenBoxLimitError",
     "PowerBox",
     "RateRegion",
     "branch_and_bound",
