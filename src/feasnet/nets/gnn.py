@@ -136,6 +136,15 @@ class FeatureScaler(nn.Module):
         return (values - self.mean.to(values)) / self.std.to(values)
 
 
+def _check_sizes(hidden: int, rounds: int, extra_outputs: int) -> None:
+    """ValueError naming the field unless ``hidden >= 1``, ``rounds >= 0`` and
+    ``extra_outputs >= 0``."""
+    if hidden < 1 or rounds < 0:
+        raise ValueError(f"hidden, rounds: expected >= 1, >= 0, got {hidden}, {rounds}")
+    if extra_outputs < 0:
+        raise ValueError(f"extra_outputs: expected a value >= 0, got {extra_outputs}")
+
+
 def _masked_mean_max(messages: Tensor, mask: Tensor, dim: int) -> tuple[Tensor, Tensor]:
     """Mean and max of ``messages`` over ``dim`` where ``mask`` (broadcast) holds; zeros where
     no entry does. ``mask`` has ``messages``' shape without the last (feature) dimension."""
@@ -238,12 +247,9 @@ class PowerControlGNN(nn.Module):
         extra_outputs: int = 0,
     ) -> None:
         super().__init__()
-        if hidden < 1 or rounds < 0:
-            raise ValueError(f"hidden, rounds: expected >= 1, >= 0, got {hidden}, {rounds}")
+        _check_sizes(hidden, rounds, extra_outputs)
         if activation not in ("sigmoid", "budget"):
             raise ValueError(f"activation: expected 'sigmoid' or 'budget', got {activation!r}")
-        if extra_outputs < 0:
-            raise ValueError(f"extra_outputs: expected a value >= 0, got {extra_outputs}")
         self.activation: GnnActivation = activation
         self.min_power_feature = min_power_feature
         self.gain_floor = gain_floor
@@ -389,10 +395,7 @@ class MisoGNN(nn.Module):
         extra_outputs: int = 0,
     ) -> None:
         super().__init__()
-        if hidden < 1 or rounds < 0:
-            raise ValueError(f"hidden, rounds: expected >= 1, >= 0, got {hidden}, {rounds}")
-        if extra_outputs < 0:
-            raise ValueError(f"extra_outputs: expected a value >= 0, got {extra_outputs}")
+        _check_sizes(hidden, rounds, extra_outputs)
         self.gain_floor = gain_floor
         self.node_scaler = FeatureScaler(NODE_FEATURES_MISO)
         self.edge_scaler = FeatureScaler(EDGE_FEATURES_MISO)
