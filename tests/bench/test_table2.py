@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from feasnet.bench import comparison, table2
+from feasnet.bench import runner, table2
 from feasnet.data.generate import GenerationError
 
 CONFIGS = (2, 7)
@@ -114,14 +114,14 @@ def test_second_run_resumes(suite: tuple[Path, list[dict]]) -> None:
 
 
 def test_failed_generation_is_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    real = comparison.generate
+    real = runner.generate  # every suite's data sets are drawn through bench.runner
 
     def generate(scenario: Any, *args: Any, **kwargs: Any) -> Any:
         if scenario.name == "table2-5":
             raise GenerationError("acceptance rate 0.03% (simulated)")
         return real(scenario, *args, **kwargs)
 
-    monkeypatch.setattr(comparison, "generate", generate)
+    monkeypatch.setattr(runner, "generate", generate)
     rows = _tiny_run(tmp_path, configs=(7, 5), methods=("gp",))
     ok, failed = rows
     assert ok["status"] == "ok" and math.isfinite(ok["gp_sum_rate_mbps"])

@@ -16,15 +16,13 @@ from __future__ import annotations
 
 import json
 import shutil
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, cast
 
 from feasnet.bench import report
-from feasnet.bench.runner import solve_methods
+from feasnet.bench.runner import ensure_dataset_file, solve_methods
 from feasnet.data import storage
-from feasnet.data.generate import generate
 from feasnet.data.presets import get_preset
 from feasnet.metrics import MethodMetrics, evaluate, tightest_upper_bound
 from feasnet.problems.instances import PowerControlInstances
@@ -62,30 +60,8 @@ def ensure_dataset(
     """
     scenario = get_preset(preset)
     samples = num_samples or scenario.num_samples
-    path = out_dir / "dataset.h5"
-    if path.exists():
-        info = storage.read_info(path)
-        if (
-            info.scenario == scenario  # every field: a changed preset (e.g. its drop) is stale
-            and info.seed == seed
-            and info.num_instances == samples
-        ):
-            log(f"reusing {path} ({samples} instances)")
-            return path
-        stale(
-            path,
-            f"{info.scenario.name}, seed {info.seed}, {info.num_instances} instances",
-            force,
-        )
-        log(f"{path} was made for other settings; regenerating (--force)")
-    start = time.perf_counter()
-    instances, stats = generate(scenario, samples, seed=seed)
-    storage.write_dataset(path, instances, scenario, seed=seed, stats=stats)
-    log(
-        f"generated {samples} feasible instances of {scenario.name} in "
-        f"{time.perf_counter() - start:.1f} s ({stats.rejected} infeasible draws rejected)"
-    )
-    return path
+    # every scenario field counts: a changed preset (e.g. its drop) is stale; any splits
+    return ensure_dataset_file(out_dir / "dataset.h5", scenario, samples, seed, None, force, log)
 
 
 def forget_stale_results(

@@ -395,17 +395,18 @@ def final_table(rows: list[dict[str, Any]]) -> str:
     stages = list(dict.fromkeys(r["stage"] for r in rows))
     by = {(r["stage"], _label(r)): r for r in rows}
     labels = list(dict.fromkeys(_label(r) for r in rows))
-    header = " | ".join(f"{title} ({stage})" for stage in stages for _, title, _ in keys)
-    lines = [f"| rule | {header} |", "|---|" + "---:|" * (len(keys) * len(stages))]
-    for label in labels:
-        cells = []
+
+    def cells(label: str) -> list[str]:
+        out = []
         for stage in stages:
             row = by.get((stage, label), {})
             for key, _, fmt in keys:
                 value = row.get(key)
-                cells.append("-" if value is None else format(value, fmt))
-        lines.append(f"| {label} | {' | '.join(cells)} |")
-    return "\n".join(lines)
+                out.append("-" if value is None else format(value, fmt))
+        return out
+
+    heads = [f"{title} ({stage})" for stage in stages for _, title, _ in keys]
+    return report.grid_markdown(["rule"], heads, (([label], cells(label)) for label in labels))
 
 
 def markdown_report(payload: dict[str, Any], rows: list[dict[str, Any]]) -> str:
@@ -425,14 +426,12 @@ def markdown_report(payload: dict[str, Any], rows: list[dict[str, Any]]) -> str:
         f"at rtol {payload.get('rtol', DEFAULT_RTOL):g}; V is measured on the rows as given.",
         "## After the last iteration\n\n" + final_table(rows),
     ]
-    lines = summary_lines(payload.get("checks") or measured_summary(rows))
-    sections.append("## Measured\n\n" + "\n".join(f"- {line}" for line in lines))
-    claims = payload.get("paper_claims") or PAPER_CLAIMS
-    sections.append("## The paper states\n\n" + "\n".join(f"- {c}" for c in claims))
-    seconds = payload.get("seconds")
-    if seconds is not None:
-        threads = (payload.get("machine") or {}).get("threads")
-        sections.append(f"Wall time of the run: {seconds:.0f} s ({threads} torch threads).")
+    sections += report.closing_sections(
+        summary_lines(payload.get("checks") or measured_summary(rows)),
+        payload.get("paper_claims") or PAPER_CLAIMS,
+        payload.get("seconds"),
+        (payload.get("machine") or {}).get("threads"),
+    )
     sections.append(
         "![fig11](fig11.png)\n\n![fig11, equilibrated rows](fig11-equilibrated.png)\n\n"
         "![training](training.png)"

@@ -48,7 +48,12 @@ import torch
 
 from feasnet.bench import report
 from feasnet.bench.comparison import forget_stale_results
-from feasnet.bench.runner import solve_methods, train_once, warm_model_result
+from feasnet.bench.runner import (
+    reusable_dataset,
+    solve_methods,
+    train_once,
+    warm_model_result,
+)
 from feasnet.data import storage
 from feasnet.data.generate import generate
 from feasnet.data.presets import Scenario, get_preset
@@ -57,7 +62,6 @@ from feasnet.metrics import evaluate
 from feasnet.problems.instances import PowerControlInstances
 from feasnet.problems.power_control import DEFAULT_RTOL
 from feasnet.problems.power_control_problem import PowerControlProblem
-from feasnet.run_folder import stale
 from feasnet.solvers.result import Result
 from feasnet.training import TrainConfig, load_model
 
@@ -221,20 +225,6 @@ def depnet_config(formulation: str) -> MethodConfig:
 
 
 # ---------------------------------------------------------------------------- data
-def _dataset_matches(path: Path, scenario: Scenario, seed: int, samples: int, splits: Any) -> str:
-    """Empty when ``path`` holds this point's data set, else what it was made for."""
-    info = storage.read_info(path)
-    wanted = dict(zip(storage.SPLIT_NAMES, splits, strict=True))
-    if (
-        info.scenario == scenario
-        and info.seed == seed
-        and info.num_instances == samples
-        and info.splits == wanted
-    ):
-        return ""
-    return f"{info.scenario.name}, seed {info.seed}, {info.num_instances} instances"
-
-
 def ensure_datasets(
     out_dir: Path,
     points: Sequence[float],
@@ -257,12 +247,8 @@ def ensure_datasets(
         for kind, scenario in point_scenarios(point).items():
             path = out_dir / folders[kind] / "dataset.h5"
             paths[(point, kind)] = path
-            if path.exists():
-                made_for = _dataset_matches(path, scenario, seed, samples, splits)
-                if not made_for:
-                    continue
-                stale(path, made_for, force)
-            missing.append((path, scenario))
+            if not reusable_dataset(path, scenario, samples, seed, splits, force):
+                missing.append((path, scenario))
     if not missing:
         log(f"reusing the {len(paths)} data sets of {len(points)} point(s)")
         return paths
@@ -525,14 +511,8 @@ def pivot_table(rows: list[dict[str, Any]], key: str) -> str:
     """Markdown table: one line per series, one column per requirement (mean ± s.e.)."""
     points = sorted({r["requirement_mbps"] for r in rows})
     by = {(r["series"], r["requirement_mbps"]): r for r in rows}
-    lines = [
-        "| series | " + " | ".join(f"{p:g} Mbit/s" for p in points) + " |",
-        "|---|" + "---:|" * len(points),
-    ]
-    for series in _series(rows):
-        cells = [report.cell(by[(series, p)], key) if (series, p) in by else "-" for p in points]
-        lines.append(f"| {series} | {' | '.join(cells)} |")
-    return "\n".join(lines)
+    body = report.cell_grid(by, _series(rows), points, key)
+    return report.grid_markdown(["series"], [f"{p:g} Mbit/s" for p in points], body)
 
 
 def markdown_report(payload: dict[str, Any], rows: list[dict[str, Any]], pngs: list[str]) -> str:
@@ -557,13 +537,11 @@ def markdown_report(payload: dict[str, Any], rows: list[dict[str, Any]], pngs: l
         if key == "num_not_converged" and not any(r.get(key) is not None for r in rows):
             continue
         sections.append(f"## {title}\n\n{pivot_table(rows, key)}")
-    lines = summary_lines(payload.get("checks") or measured_summary(rows), rows)
-    sections.append("## Measured\n\n" + "\n".join(f"- {line}" for line in lines))
-    claims = payload.get("paper_claims") or PAPER_CLAIMS
-    sections.append("## The paper states\n\n" + "\n".join(f"- {c}" for c in claims))
-    seconds = payload.get("seconds")
-    if seconds is not None:
-        sections.append(f"Wall time of the run: {seconds:.0f} s.")
+    sections += report.closing_sections(
+        summary_lines(payload.get("checks") or measured_summary(rows), rows),
+        payload.get("paper_claims") or PAPER_CLAIMS,
+        payload.get("seconds"),
+    )
     sections.append("\n\n".join(f"![{Path(p).parent.name or Path(p).stem}]({p})" for p in pngs))
     return "\n\n".join(sections) + "\n"
 

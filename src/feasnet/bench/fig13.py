@@ -38,7 +38,7 @@ import numpy as np
 import torch
 
 from feasnet.bench import report
-from feasnet.bench.runner import solve_methods, warm_model_result
+from feasnet.bench.runner import ensure_dataset_file, solve_methods, warm_model_result
 from feasnet.bench.suites import SuiteOptions
 from feasnet.data import storage
 from feasnet.data.generate import draw_instances
@@ -49,7 +49,6 @@ from feasnet.problems import csi
 from feasnet.problems import power_control as pc
 from feasnet.problems.instances import PowerControlInstances
 from feasnet.progress import progress_bar
-from feasnet.run_folder import stale
 from feasnet.solvers import available
 from feasnet.solvers.result import Result
 from feasnet.training import TrainConfig, load_model, train
@@ -196,28 +195,16 @@ def ensure_dataset(
     log: Log,
     force: bool,
 ) -> Path:
-    """Write (or reuse) the point's data set."""
-    path = folder / "dataset.h5"
+    """Write (or reuse) the point's data set (:func:`draw_point`, no generation stats)."""
+
+    def draw() -> tuple[PowerControlInstances, None, str]:
+        instances, drawn = draw_point(sigma, samples, seed)
+        return instances, None, f"sigma {sigma:g}: feasible as seen out of {drawn} drawn"
+
     scenario = point_scenario(sigma)
-    if path.exists():
-        info = storage.read_info(path)
-        wanted = dict(zip(storage.SPLIT_NAMES, splits, strict=True))
-        if (
-            info.scenario == scenario
-            and info.seed == seed
-            and info.num_instances == samples
-            and info.splits == wanted
-        ):
-            return path
-        stale(path, f"{info.scenario.name}, seed {info.seed}, {info.num_instances}", force)
-    start = time.perf_counter()
-    instances, drawn = draw_point(sigma, samples, seed)
-    storage.write_dataset(path, instances, scenario, seed=seed, stats=None, splits=splits)
-    log(
-        f"{SUITE}: sigma {sigma:g}: {samples} estimates feasible as seen out of {drawn} drawn "
-        f"in {time.perf_counter() - start:.1f} s -> {path}"
+    return ensure_dataset_file(
+        folder / "dataset.h5", scenario, samples, seed, splits, force, log, draw=draw
     )
-    return path
 
 
 # ---------------------------------------------------------------------------- solving

@@ -44,10 +44,9 @@ import torch
 
 from feasnet.atomic import write_text
 from feasnet.bench import report
-from feasnet.bench.runner import solve_methods
+from feasnet.bench.runner import ensure_dataset_file, solve_methods
 from feasnet.bench.suites import SuiteOptions
 from feasnet.data import storage
-from feasnet.data.generate import generate
 from feasnet.data.presets import Scenario, get_preset
 from feasnet.methods import MethodConfig, get_method
 from feasnet.models import LearnedModel, build_model
@@ -122,29 +121,7 @@ def ensure_dataset(
     :data:`PRESET` drawn with ``seed``. One made for other settings is an error unless
     ``force`` (then it is replaced)."""
     check_samples(samples, splits)
-    wanted = scenario()
-    if path.exists():
-        info = storage.read_info(path)
-        if (
-            info.scenario == wanted
-            and info.seed == seed
-            and info.num_instances == samples
-            and info.splits == dict(zip(storage.SPLIT_NAMES, splits, strict=True))
-        ):
-            log(f"reusing {path}")
-            return path
-        stale(
-            path, f"{info.scenario.name}, seed {info.seed}, {info.num_instances} instances", force
-        )
-    start = time.perf_counter()
-    instances, stats = generate(wanted, samples, seed=seed)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    storage.write_dataset(path, instances, wanted, seed=seed, stats=stats, splits=splits)
-    log(
-        f"drew {samples} feasible {PRESET} instances in {time.perf_counter() - start:.1f} s "
-        f"(acceptance {stats.acceptance_rate:.1%}) -> {path}"
-    )
-    return path
+    return ensure_dataset_file(path, scenario(), samples, seed, splits, force, log)
 
 
 def method_config(method: str, activation: str) -> MethodConfig:
@@ -501,24 +478,19 @@ def final_table(rows: list[dict[str, Any]], reference: dict[str, Any] | None = N
     """Markdown table of the final epoch: one line per (method, activation), then the
     reference (SCA on the same test instances) with each run's sum rate in % of it."""
     ref = report.number((reference or {}).get("objective_mbps"))
-    lines = [
-        "| method | activation | " + " | ".join(t for _, t in TABLE_KEYS) + " | % of SCA |",
-        "|---|---|" + "---:|" * (len(TABLE_KEYS) + 1),
-    ]
+    body: list[tuple[list[str], list[str]]] = []
     for r in final_rows(rows):
-        cells = " | ".join(_fmt(r, k) for k, _ in TABLE_KEYS)
         share = 100 * report.number(r["objective_mbps"]) / ref if ref > 0 else math.nan
-        lines.append(
-            f"| {r['method']} | {r['activation']} | {cells} | "
-            + (f"{share:.2f}" if math.isfinite(share) else "-")
-            + " |"
-        )
+        cells = [_fmt(r, k) for k, _ in TABLE_KEYS]
+        cells.append(f"{share:.2f}" if math.isfinite(share) else "-")
+        body.append(([r["method"], r["activation"]], cells))
     if reference:
-        shown = ["-"] * len(TABLE_KEYS)
+        shown = ["-"] * len(TABLE_KEYS) + ["100"]
         shown[0] = _fmt(reference, "objective_mbps")
         shown[1] = _fmt(reference, "violation_probability")
-        lines.append(f"| {reference['method']} (reference) | - | {' | '.join(shown)} | 100 |")
-    return "\n".join(lines)
+        body.append(([f"{reference['method']} (reference)", "-"], shown))
+    heads = [t for _, t in TABLE_KEYS] + ["% of SCA"]
+    return report.grid_markdown(["method", "activation"], heads, body)
 
 
 def epoch_table(rows: list[dict[str, Any]], key: str) -> str:
@@ -526,19 +498,15 @@ def epoch_table(rows: list[dict[str, Any]], key: str) -> str:
     epochs = sorted({r["epoch"] for r in rows})
     by = {(r["method"], r["activation"], r["epoch"]): r for r in rows}
     runs = list(dict.fromkeys((r["method"], r["activation"]) for r in rows))
-    lines = [
-        "| method | activation | " + " | ".join(str(e) for e in epochs) + " |",
-        "|---|---|" + "---:|" * len(epochs),
-    ]
-    for method, activation in runs:
-        cells = []
-        for e in epochs:
-            row = by.get((method, activation, e))
-            value = report.number(row.get(key)) if row else math.nan
-            fmt = ".4f" if "violation" in key else ".2f"
-            cells.append(f"{value:{fmt}}" if math.isfinite(value) else "-")
-        lines.append(f"| {method} | {activation} | {' | '.join(cells)} |")
-    return "\n".join(lines)
+    fmt = ".4f" if "violation" in key else ".2f"
+
+    def cell(run: tuple[str, str], epoch: int) -> str:
+        row = by.get((*run, epoch))
+        value = report.number(row.get(key)) if row else math.nan
+        return f"{value:{fmt}}" if math.isfinite(value) else "-"
+
+    body = (([*run], [cell(run, e) for e in epochs]) for run in runs)
+    return report.grid_markdown(["method", "activation"], [str(e) for e in epochs], body)
 
 
 def markdown_report(payload: dict[str, Any], rows: list[dict[str, Any]]) -> str:
@@ -562,14 +530,12 @@ def markdown_report(payload: dict[str, Any], rows: list[dict[str, Any]]) -> str:
         "## Violation probability of the backbone output per epoch\n\n"
         + epoch_table(rows, "raw_violation_probability"),
     ]
-    lines = summary_lines(payload.get("checks") or measured_summary(rows))
-    sections.append("## Measured\n\n" + "\n".join(f"- {line}" for line in lines))
-    claims = payload.get("paper_claims") or PAPER_CLAIMS
-    sections.append("## The paper states\n\n" + "\n".join(f"- {c}" for c in claims))
-    seconds = payload.get("seconds")
-    if seconds is not None:
-        threads = (payload.get("machine") or {}).get("threads")
-        sections.append(f"Wall time of the run: {seconds:.0f} s ({threads} torch threads).")
+    sections += report.closing_sections(
+        summary_lines(payload.get("checks") or measured_summary(rows)),
+        payload.get("paper_claims") or PAPER_CLAIMS,
+        payload.get("seconds"),
+        (payload.get("machine") or {}).get("threads"),
+    )
     sections.append("![fig7-8](fig7-8.png)\n\n![training](training.png)")
     return "\n\n".join(sections) + "\n"
 

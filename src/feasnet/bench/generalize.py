@@ -47,15 +47,18 @@ from typing import Any
 from feasnet.atomic import atomic_path
 from feasnet.bench import report
 from feasnet.bench.comparison import forget_stale_results
-from feasnet.bench.runner import solve_methods, train_once, warm_model_result
+from feasnet.bench.runner import (
+    ensure_dataset_file,
+    solve_methods,
+    train_once,
+    warm_model_result,
+)
 from feasnet.bench.suites import Log, SuiteOptions
 from feasnet.data import storage
-from feasnet.data.generate import generate
 from feasnet.data.presets import AnyScenario, get_preset
 from feasnet.methods import get_method
 from feasnet.metrics import evaluate
 from feasnet.models import method_applies
-from feasnet.run_folder import stale
 from feasnet.solvers.result import Result
 from feasnet.training import TrainConfig, load_model
 
@@ -207,23 +210,7 @@ def ensure_dataset(
 ) -> Path:
     """Write (or reuse) the data set of one size; one made for other settings is an error
     unless ``force``."""
-    if path.exists():
-        info = storage.read_info(path)
-        wanted = dict(zip(storage.SPLIT_NAMES, SPLITS, strict=True))
-        if (
-            info.scenario == scenario
-            and info.seed == seed
-            and info.num_instances == samples
-            and info.splits == wanted
-        ):
-            return path
-        stale(path, f"{info.scenario.name}, seed {info.seed}, {info.num_instances}", force)
-    start = time.perf_counter()
-    instances, stats = generate(scenario, samples, seed=seed)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    storage.write_dataset(path, instances, scenario, seed=seed, stats=stats, splits=SPLITS)
-    log(f"wrote {path} ({samples} instances, {time.perf_counter() - start:.1f} s)")
-    return path
+    return ensure_dataset_file(path, scenario, samples, seed, SPLITS, force, log)
 
 
 # ---------------------------------------------------------------------------- one part
@@ -423,11 +410,7 @@ def pivot_table(rows: list[dict[str, Any]], key: str) -> str:
     by = {(r["method"], r["size"]): r for r in rows}
     methods = list(dict.fromkeys(r["method"] for r in rows))
     head = [f"{symbol} = {s}" + (" (train)" if s == trained else "") for s in sizes]
-    lines = ["| method | " + " | ".join(head) + " |", "|---|" + "---:|" * len(sizes)]
-    for method in methods:
-        cells = [report.cell(by[(method, s)], key) if (method, s) in by else "-" for s in sizes]
-        lines.append(f"| {method} | {' | '.join(cells)} |")
-    return "\n".join(lines)
+    return report.grid_markdown(["method"], head, report.cell_grid(by, methods, sizes, key))
 
 
 def markdown_report(payload: dict[str, Any], pngs: list[str]) -> str:
@@ -459,12 +442,7 @@ def markdown_report(payload: dict[str, Any], pngs: list[str]) -> str:
         for key, title in TABLES:
             label = f" [{family_rows[0]['objective_label']}]" if key == "objective" else ""
             sections.append(f"### {title}{label}\n\n{pivot_table(family_rows, key)}")
-    lines = summary_lines(payload)
-    if lines:
-        sections.append("## Measured\n\n" + "\n".join(f"- {line}" for line in lines))
-    seconds = payload.get("seconds")
-    if seconds is not None:
-        sections.append(f"Wall time of the run: {seconds:.0f} s.")
+    sections += report.closing_sections(summary_lines(payload), seconds=payload.get("seconds"))
     sections.append("\n\n".join(f"![{Path(p).stem}]({p})" for p in pngs))
     return "\n\n".join(sections) + "\n"
 

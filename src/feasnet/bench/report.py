@@ -222,6 +222,56 @@ def markdown_table(rows: list[dict[str, Any]], columns: Sequence[tuple[str, str]
     return "\n".join(lines)
 
 
+def grid_markdown(
+    label_heads: Sequence[str],
+    value_heads: Sequence[str],
+    body: Iterable[tuple[Sequence[str], Sequence[str]]],
+) -> str:
+    """A Markdown table of label columns (``label_heads``, left-aligned) then value columns
+    (``value_heads``, right-aligned); ``body`` gives each line as ``(labels, values)``, cells
+    already formatted."""
+    lines = [
+        "| " + " | ".join([*label_heads, *value_heads]) + " |",
+        "|" + "---|" * len(label_heads) + "---:|" * len(value_heads),
+    ]
+    lines += ["| " + " | ".join([*labels, *values]) + " |" for labels, values in body]
+    return "\n".join(lines)
+
+
+def cell_grid(
+    by: Mapping[tuple[Any, Any], Mapping[str, Any]],
+    labels: Iterable[Any],
+    columns: Sequence[Any],
+    key: str,
+) -> list[tuple[list[str], list[str]]]:
+    """:func:`grid_markdown` lines of a pivot: one per label, holding the :func:`cell` of
+    ``by[(label, column)]`` at ``key`` for each column (``-`` where ``by`` has no row)."""
+    return [
+        ([str(label)], [cell(by[(label, c)], key) if (label, c) in by else "-" for c in columns])
+        for label in labels
+    ]
+
+
+def closing_sections(
+    measured: Sequence[str],
+    claims: Sequence[str] | None = None,
+    seconds: float | None = None,
+    threads: int | None = None,
+) -> list[str]:
+    """The closing Markdown sections of a suite's ``report.md``: ``## Measured`` (one bullet
+    per line of ``measured``), ``## The paper states`` (``claims``) and the run's wall time
+    ``seconds`` [s] (with the torch ``threads`` when given). Empty parts are left out."""
+    sections = []
+    if measured:
+        sections.append("## Measured\n\n" + "\n".join(f"- {line}" for line in measured))
+    if claims:
+        sections.append("## The paper states\n\n" + "\n".join(f"- {c}" for c in claims))
+    if seconds is not None:
+        on = f" ({threads} torch threads)" if threads is not None else ""
+        sections.append(f"Wall time of the run: {seconds:.0f} s{on}.")
+    return sections
+
+
 def write_json(path: Path, payload: dict[str, Any]) -> None:
     """Write valid JSON (NaN and inf become ``null``)."""
     text = json.dumps(_nan_to_null(payload), indent=2, default=_json_default, allow_nan=False)

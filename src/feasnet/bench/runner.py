@@ -1,5 +1,7 @@
 """The one cached, resumable "solve or train each method" loop of the benchmark suites.
 
+:func:`ensure_dataset_file` writes (or reuses) a suite point's data set.
+
 A run folder (``point_dir``) keeps ``solutions/<method>.npz`` per method and
 ``models/<method>/`` per trained model. :func:`solve_methods` reuses a solution file that
 covers the instances, else solves the method (classical) or trains and evaluates it
@@ -16,10 +18,13 @@ from typing import Any
 
 from feasnet import solvers
 from feasnet.data import storage
+from feasnet.data.generate import GenerationStats, generate
+from feasnet.data.presets import AnyScenario
 from feasnet.layers.guard import guard_result
 from feasnet.layers.registry import build_layer
 from feasnet.methods import MethodConfig, get_method
 from feasnet.problems.base import DEFAULT_RTOL, Problem
+from feasnet.run_folder import stale
 from feasnet.solvers.result import Result, with_tolerance
 from feasnet.training import TrainConfig, load_model, model_result, train
 
@@ -28,6 +33,92 @@ TRAINED_AS = {"dipnet-cvxpylayers": "dipnet"}
 
 Learner = Callable[[str], Result]
 """Trains (or reuses) learned method ``name`` and returns its result on the instances."""
+
+
+Draw = Callable[[], tuple[Any, GenerationStats | None, str]]
+"""Draws a data set's instances: ``() -> (instances, stats or None, what to log about it)``."""
+
+
+def reusable_dataset(
+    path: Path,
+    scenario: AnyScenario,
+    samples: int,
+    seed: int,
+    splits: tuple[float, float, float] | None,
+    force: bool,
+) -> bool:
+    """Whether ``path`` holds the data set of ``scenario`` (every field: a changed preset is
+    another data set), ``seed``, ``samples`` instances and ``splits`` (``None``: any splits).
+    ``False`` when it is missing, or made for other settings and ``force`` allows replacing it.
+
+    Raises:
+        RunFolderError: ``path`` was made for other settings and ``force`` is not set.
+    """
+    if not path.exists():
+        return False
+    info = storage.read_info(path)
+    if (
+        info.scenario == scenario
+        and info.seed == seed
+        and info.num_instances == samples
+        and (splits is None or info.splits == dict(zip(storage.SPLIT_NAMES, splits, strict=True)))
+    ):
+        return True
+    made_for = f"{info.scenario.name}, seed {info.seed}, {info.num_instances} instances"
+    stale(path, made_for, force)
+    return False
+
+
+def generate_draw(scenario: AnyScenario, samples: int, seed: int) -> Draw:
+    """The default :data:`Draw`: :func:`~feasnet.data.generate.generate`'s ``samples``
+    feasible instances of ``scenario`` with ``seed``."""
+
+    def draw() -> tuple[Any, GenerationStats | None, str]:
+        instances, stats = generate(scenario, samples, seed=seed)
+        return (
+            instances,
+            stats,
+            f"acceptance {stats.acceptance_rate:.1%}, {stats.rejected} infeasible draws rejected",
+        )
+
+    return draw
+
+
+def ensure_dataset_file(
+    path: Path,
+    scenario: AnyScenario,
+    samples: int,
+    seed: int,
+    splits: tuple[float, float, float] | None,
+    force: bool,
+    log: Any,
+    draw: Draw | None = None,
+) -> Path:
+    """Write (or reuse) the data set at ``path``: ``samples`` instances of ``scenario`` drawn
+    with ``seed``, split by ``splits`` (``None``: the family's default splits, and a reused
+    data set may have any).
+
+    A data set made for other settings (:func:`reusable_dataset`) is an error unless
+    ``force`` (then it is replaced). ``draw`` draws the instances (default
+    :func:`generate_draw`: feasible instances of ``scenario``); the data set records its
+    generation stats (``None`` when ``draw`` gives none). ``log`` gets a line per step.
+
+    Raises:
+        RunFolderError: ``path`` was made for other settings and ``force`` is not set.
+    """
+    if reusable_dataset(path, scenario, samples, seed, splits, force):
+        log(f"reusing {path} ({samples} instances)")
+        return path
+    if path.exists():
+        log(f"{path} was made for other settings; regenerating (--force)")
+    start = time.perf_counter()
+    instances, stats, note = (draw or generate_draw(scenario, samples, seed))()
+    storage.write_dataset(path, instances, scenario, seed=seed, stats=stats, splits=splits)
+    log(
+        f"generated {samples} instances of {scenario.name} in "
+        f"{time.perf_counter() - start:.1f} s ({note}) -> {path}"
+    )
+    return path
 
 
 def checked_result(result: Result, instances: Any, rtol: float, guard: bool) -> Result:

@@ -38,16 +38,15 @@ from typing import Any, cast
 
 from feasnet.bench import report
 from feasnet.bench.comparison import forget_stale_results
-from feasnet.bench.runner import solve_methods
+from feasnet.bench.runner import ensure_dataset_file, solve_methods
 from feasnet.bench.suites import SuiteOptions
 from feasnet.data import storage
-from feasnet.data.generate import GenerationError, generate
+from feasnet.data.generate import GenerationError
 from feasnet.data.presets import Scenario, get_preset
 from feasnet.methods import METHODS
 from feasnet.metrics import evaluate
 from feasnet.problems.instances import PowerControlInstances
 from feasnet.problems.power_control import DEFAULT_RTOL
-from feasnet.run_folder import stale
 from feasnet.training import TrainConfig
 
 Log = Callable[[str], Any]
@@ -324,29 +323,7 @@ def ensure_dataset(
     Raises:
         GenerationError: the point's targets are too rarely attainable to generate.
     """
-    path = folder / "dataset.h5"
-    if path.exists():
-        info = storage.read_info(path)
-        wanted = dict(zip(storage.SPLIT_NAMES, splits, strict=True))
-        if (
-            info.scenario == scenario
-            and info.seed == seed
-            and info.num_instances == samples
-            and info.splits == wanted
-        ):
-            log(f"reusing {path} ({samples} instances)")
-            return path
-        stale(
-            path, f"{info.scenario.name}, seed {info.seed}, {info.num_instances} instances", force
-        )
-    start = time.perf_counter()
-    instances, stats = generate(scenario, samples, seed=seed)
-    storage.write_dataset(path, instances, scenario, seed=seed, stats=stats, splits=splits)
-    log(
-        f"generated {samples} feasible instances of {scenario.name} in "
-        f"{time.perf_counter() - start:.1f} s (acceptance {stats.acceptance_rate:.1%})"
-    )
-    return path
+    return ensure_dataset_file(folder / "dataset.h5", scenario, samples, seed, splits, force, log)
 
 
 # ---------------------------------------------------------------------------- running
@@ -484,14 +461,8 @@ def pivot_table(rows: list[dict[str, Any]], dataset: str, key: str, x_key: str =
     points = sorted({r[x_key] for r in mine})
     by = {(r["method"], r[x_key]): r for r in mine}
     ns = {p: next(r["num_instances"] for r in mine if r[x_key] == p) for p in points}
-    lines = [
-        "| method | " + " | ".join(f"{p:g} (n={ns[p]})" for p in points) + " |",
-        "|---|" + "---:|" * len(points),
-    ]
-    for method in _methods(mine):
-        cells = [report.cell(by[(method, p)], key) if (method, p) in by else "-" for p in points]
-        lines.append(f"| {method} | {' | '.join(cells)} |")
-    return "\n".join(lines)
+    body = report.cell_grid(by, _methods(mine), points, key)
+    return report.grid_markdown(["method"], [f"{p:g} (n={ns[p]})" for p in points], body)
 
 
 def measured_summary(rows: list[dict[str, Any]]) -> list[str]:
@@ -646,11 +617,9 @@ def markdown_report(payload: dict[str, Any], pngs: list[str]) -> str:
             sections.append(f"### {title}\n\n{pivot_table(rows, dataset, key)}")
     for item in payload.get("skipped") or []:
         sections.append(f"Not generated: {item['dataset']} {item['x']:g}: {item['reason']}")
-    sections.append("## Measured\n\n" + "\n".join(f"- {line}" for line in measured_summary(rows)))
-    claims = payload.get("paper_claims") or []
-    sections.append("## The paper states\n\n" + "\n".join(f"- {c}" for c in claims))
-    if payload.get("seconds") is not None:
-        sections.append(f"Wall time of the run: {payload['seconds']:.0f} s.")
+    sections += report.closing_sections(
+        measured_summary(rows), payload.get("paper_claims"), payload.get("seconds")
+    )
     sections.append("\n\n".join(f"![{Path(p).stem}]({p})" for p in pngs))
     return "\n\n".join(sections) + "\n"
 
