@@ -432,20 +432,12 @@ def markdown_report(
 ) -> str:
     """The run's ``report.md``: pivot tables (mean ± standard error), the summary, the plots."""
     values = sorted({r[sweep.parameter] for r in rows})
-    header = f"| method | {' | '.join(f'{v:g}' for v in values)} |"
-    rule = "|---|" + "---:|" * len(values)
     by_point = {(r["method"], r[sweep.parameter]): r for r in rows}
     methods = list(dict.fromkeys(r["method"] for r in rows))
 
     def table(key: str) -> str:
-        lines = [header, rule]
-        for method in methods:
-            cells = [
-                report.cell(by_point[(method, v)], key) if (method, v) in by_point else "-"
-                for v in values
-            ]
-            lines.append(f"| {method} | {' | '.join(cells)} |")
-        return "\n".join(lines)
+        body = report.cell_grid(by_point, methods, values, key)
+        return report.grid_markdown(["method"], [f"{v:g}" for v in values], body)
 
     counts = sorted({int(r["num_instances"]) for r in rows if r.get("num_instances") is not None})
     n_text = ", ".join(str(c) for c in counts) or "?"
