@@ -344,35 +344,14 @@ def _ensure_dataset(
     family_dir: Path, case: Case, samples: int, seed: int, log: Log, force: bool
 ) -> Path:
     """``family_dir/dataset.h5``: ``samples`` feasible instances of the case's preset split
-    by ``case.splits``; reused when it matches, else an error unless ``force``."""
-    from feasnet.data.generate import generate
+    by ``case.splits``; reused when it matches (the whole scenario, seed, count and splits),
+    else an error unless ``force``."""
+    from feasnet.bench.runner import ensure_dataset_file
     from feasnet.data.presets import get_preset
-    from feasnet.run_folder import stale
 
-    scenario = get_preset(case.preset)
-    path = family_dir / "dataset.h5"
-    wanted = dict(zip(storage.SPLIT_NAMES, case.splits, strict=True))
-    if path.exists():
-        info = storage.read_info(path)
-        if (
-            info.scenario.name == scenario.name
-            and info.seed == seed
-            and info.num_instances == samples
-            and info.splits == wanted
-        ):
-            log(f"reusing {path} ({samples} instances)")
-            return path
-        stale(
-            path, f"{info.scenario.name}, seed {info.seed}, {info.num_instances} instances", force
-        )
-    started = time.perf_counter()
-    instances, stats = generate(scenario, samples, seed=seed)
-    storage.write_dataset(path, instances, scenario, seed=seed, stats=stats, splits=case.splits)
-    log(
-        f"generated {samples} feasible instances of {scenario.name} in "
-        f"{time.perf_counter() - started:.1f} s ({stats.rejected} infeasible draws rejected)"
+    return ensure_dataset_file(
+        family_dir / "dataset.h5", get_preset(case.preset), samples, seed, case.splits, force, log
     )
-    return path
 
 
 def _train_config(base: TrainConfig, objective: str, reference: str) -> TrainConfig:
