@@ -106,8 +106,6 @@ def qos_active_fraction(
     return float(active.any(dim=1).double().mean())
 
 
-
-
 def default_train_config(epochs: int | None = None, seed: int = 0) -> TrainConfig:
     """Training settings of the suite (Adam 1e-3, batch 32, early stopping on validation)."""
     return TrainConfig(
