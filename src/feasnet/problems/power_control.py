@@ -12,7 +12,7 @@ With ``beta_bq = 2**(alpha_bq / W) - 1`` the QoS rows are linear in ``P``:
 set is a polytope. Everything in this module is batched over a leading instance dimension
 ``N``, differentiable where that makes sense, and works in float32 or float64 on any device.
 
-Numerics (see DESIGN.md): solvers and layers work in *normalized* units, ``x = P / Pmax`` and
+Numerics (docs/power-control.md): solvers and layers use *normalized* units, ``x = P / Pmax`` and
 each QoS row divided by its direct gain, which turns the QoS block of channel ``q`` into
 ``(I - B_q) x_q >= u_q / Pmax`` with the matrices ``B_q``, ``u_q`` of eq. (25)-(26).
 
@@ -434,7 +434,7 @@ def interior_anchor(
     fraction: float = 0.5,
     min_power: MinimumPower | None = None,
 ) -> Tensor:
-    """A strictly interior point in closed form: ``s * P_min`` (see DESIGN.md).
+    """A strictly interior point in closed form: ``s * P_min`` (see docs/power-control.md).
 
     Scaling ``P_min`` by ``s > 1`` gives ``C (s p) = s d > d`` (every QoS row slack, as
     ``d > 0``), and ``s < s_max = pmax / max_b sum_q P_min[b, q]`` keeps every budget slack.
