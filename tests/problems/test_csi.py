@@ -232,6 +232,7 @@ def test_cli_generate_solve_and_robust(tmp_path: Path) -> None:
     assert code == 0, out
     back, _ = storage.read_dataset(tmp_path / "back.h5", "train")
     assert isinstance(back, PowerControlInstances) and back.csi_error is not None
+    assert storage.read_info(tmp_path / "back.h5").scenario.csi_error == pytest.approx(0.1)
     modes = {}
     for mode in ("exact", "heuristic", "none"):
         sol = tmp_path / f"{mode}.npz"

@@ -361,6 +361,7 @@ def imported_scenario(instances: Any, name: str, description: str) -> AnyScenari
     if family_of(instances).family == "miso":
         return imported_miso_scenario(instances, name=name, description=description)
     ee = instances.min_energy_efficiency
+    csi = instances.csi_error
     return Scenario(
         name=name,
         kind="imported",
@@ -368,6 +369,7 @@ def imported_scenario(instances: Any, name: str, description: str) -> AnyScenari
         num_channels=instances.num_channels,
         min_rate=float(instances.min_rate.max()),
         min_energy_efficiency=None if ee is None else float(ee.max()),
+        csi_error=None if csi is None else float(csi.max()),
         pmax=float(instances.pmax[0]),
         bandwidth=float(instances.bandwidth[0]),
         noise=float(instances.noise[0]),
