@@ -253,12 +253,21 @@ def _check_robust(robust: str | None) -> None:
         raise UserError(f"robust: expected one of {', '.join(ROBUST_MODES)}, got {robust!r}")
 
 
+NO_CSI_ERROR = (
+    "robust: {what} carries no csi_error (perfect CSI), so --robust has nothing to act on; "
+    "drop it, or make data with `feasnet data generate PRESET --csi-error SIGMA`"
+)
+
+
 def _robust(instances: Any, robust: str | None) -> Any:
     """Power-control instances carrying ``csi_error`` in robust mode ``robust`` (default exact);
-    anything else unchanged."""
+    anything else unchanged. An explicit ``robust`` on instances without ``csi_error`` is an
+    input error (it would silently change nothing)."""
     from feasnet.problems.csi import with_robust
     from feasnet.problems.instances import PowerControlInstances
 
+    if robust is not None and getattr(instances, "csi_error", None) is None:
+        raise UserError(NO_CSI_ERROR.format(what="the data"))
     if not isinstance(instances, PowerControlInstances) or len(instances) == 0:
         return instances
     return with_robust(instances, robust)
@@ -554,6 +563,10 @@ def train_command(
         family, source = storage.read_info(data).family, f"--data {data}"
     else:
         family, source = scenario_family(get_preset(preset or "")), f"--preset {preset}"
+    if robust is not None:
+        scenario = storage.read_info(data).scenario if data else get_preset(preset or "")
+        if getattr(scenario, "csi_error", None) is None:
+            raise UserError(NO_CSI_ERROR.format(what=source))
     problem = get_family(family)(constraint_set) if constraint_set else None
     try:
         check_method(config, problem or family)
