@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from feasnet import solvers
+from feasnet.bench.report import write_json
 from feasnet.data import storage
 from feasnet.data.generate import GenerationStats, generate
 from feasnet.data.presets import AnyScenario
@@ -137,14 +138,21 @@ def train_once(
     train_config: TrainConfig | None,
     log: Any,
     problem: Problem | None = None,
+    labels: Any = None,
+    record_seconds: bool = False,
 ) -> None:
     """Train ``config`` into ``run_dir`` on ``dataset``'s train split (validation split for
     early stopping) unless ``run_dir/done`` marks a finished run; an unfinished run resumes.
-    ``problem``: the constraint set to train on (default: the one the data calls for)."""
+    ``problem``: the constraint set to train on (default: the one the data calls for).
+    ``labels``: the train split's solver allocations ``(N_train, *shape)`` in physical units,
+    for the supervised and hybrid objectives (:func:`~feasnet.training.train`).
+    ``record_seconds``: also write ``run_dir/training.json`` ``{"wall_seconds": ...}``, the
+    wall time [s] of the training call (model building and layer fitting included)."""
     if (run_dir / "done").exists():
         return
     train_set, validation_set, info = storage.read_training_splits(dataset)
     log(f"training {run_dir.name} on {len(train_set)} instances ...")
+    started = time.perf_counter()
     train(
         config,
         train_set,
@@ -155,7 +163,10 @@ def train_once(
         metadata={"scenario": info.scenario.model_dump(mode="json")},
         log=log,
         problem=problem,
+        labels=labels,
     )
+    if record_seconds:
+        write_json(run_dir / "training.json", {"wall_seconds": time.perf_counter() - started})
     (run_dir / "done").touch()
 
 

@@ -383,33 +383,20 @@ def _train_once(
     log: Log,
 ) -> None:
     """:func:`feasnet.bench.runner.train_once` with solver labels for the supervised and
-    hybrid objectives: train into ``model_dir`` unless ``model_dir/done`` exists (an
-    unfinished run resumes)."""
-    from feasnet.training import train
+    hybrid objectives, recording the training call's wall time (``training.json``): train
+    into ``model_dir`` unless ``model_dir/done`` exists (an unfinished run resumes)."""
+    from feasnet.bench.runner import train_once
 
-    if (model_dir / "done").exists():
-        return
-    train_set, validation_set, info = storage.read_training_splits(dataset)
-    log(f"training {model_dir.name} on {len(train_set)} instances ...")
-    started = time.perf_counter()
-    extra = (
-        {"labels": labels}
-        if getattr(train_config, "objective", "self-supervised") != ("self-supervised")
-        else {}
-    )
-    train(
-        config,
-        train_set,
-        validation_set,
+    supervised = getattr(train_config, "objective", "self-supervised") != "self-supervised"
+    train_once(
         model_dir,
+        config,
+        dataset,
         train_config,
-        resume=True,
-        metadata={"scenario": info.scenario.model_dump(mode="json")},
-        log=log,
-        **extra,
+        log,
+        labels=labels if supervised else None,
+        record_seconds=True,
     )
-    report.write_json(model_dir / "training.json", {"wall_seconds": time.perf_counter() - started})
-    (model_dir / "done").touch()
 
 
 def _training_seconds(model_dir: Path) -> tuple[float, float, int]:
