@@ -31,11 +31,8 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 
-from feasnet.layers.base import FeasibilityLayer, ray_exit
-from feasnet.problems.base import Problem
-from feasnet.problems.power_control import (
-    DEFAULT_RTOL,
-)
+from feasnet.layers.base import FeasibilityLayer, finite_rows, ray_exit
+from feasnet.problems.base import DEFAULT_RTOL, Problem
 from feasnet.solvers.result import Result
 
 
@@ -244,11 +241,11 @@ def repair(
     wide = torch.complex128 if x.is_complex() else torch.float64
     sub64 = problem.float64(sub, x.device)
     center = (problem.anchor(sub64) if anchor is None else anchor[index]).to(wide)
-    fixable = _finite_rows(center)
+    fixable = finite_rows(center)
     shape = (-1,) + (1,) * (x.dim() - 1)
     center = torch.where(fixable.view(shape), center, torch.zeros_like(center))
     candidate = x[index].to(wide)
-    finite = _finite_rows(candidate)
+    finite = finite_rows(candidate)
     candidate = torch.where(finite.view(shape), candidate, center)
     direction = candidate - center
     t = ray_exit(problem, center, direction, sub64)
@@ -264,11 +261,6 @@ def repair(
         point=lambda f: (center + f * displacement).to(x.dtype),
         passes=lambda trial: problem.is_feasible(trial, sub64, rtol).to(x.device),
     )
-
-
-def _finite_rows(x: Tensor) -> Tensor:
-    flat = torch.view_as_real(x) if x.is_complex() else x
-    return torch.isfinite(flat.reshape(x.shape[0], -1)).all(dim=1)
 
 
 class GuardLayer(FeasibilityLayer):

@@ -69,9 +69,7 @@ DEFAULT_EPS = 1e-4
 def unit_direction(direction: Tensor) -> tuple[Tensor, Tensor]:
     """``(d, ok)``: ``direction / ||direction||_F`` per sample (``(N, Nt, K)``), computed
     without overflow, and ``(N,)`` bool ``ok`` (finite and non-zero); ``d = 0`` where not ok."""
-    flat = direction.flatten(1)
-    finite = torch.isfinite(torch.view_as_real(flat) if flat.is_complex() else flat)
-    finite = finite.flatten(1).all(dim=1)
+    finite = finite_rows(direction)
     safe = torch.where(finite[:, None, None], direction, torch.zeros_like(direction))
     peak = safe.abs().flatten(1).amax(dim=1)
     ok = finite & (peak > 0)
