@@ -97,6 +97,14 @@ def polytope_gauge(form: LinearForm, anchor: Tensor, z: Tensor) -> Tensor:
     return torch.relu(ratio.amax(dim=1))
 
 
+def polytope_exit(form: LinearForm, anchor: Tensor, z: Tensor) -> Tensor:
+    """``(N,)`` exit distance ``1 / polytope_gauge`` of the ray from ``anchor`` along ``z``
+    (``inf`` where it never leaves), differentiable where finite."""
+    gamma = polytope_gauge(form, anchor, z)
+    safe = torch.where(gamma > 0, gamma, torch.ones_like(gamma))
+    return torch.where(gamma > 0, 1 / safe, torch.full_like(gamma, math.inf))
+
+
 class GaugeConfig(BaseModel):
     """Settings of the ``gauge`` layer.
 
@@ -145,9 +153,7 @@ class GaugeLayer(FeasibilityLayer):
         assert isinstance(config, GaugeConfig)
         form = self.problem.linear_form(instances) if config.closed_form else None
         if form is not None and not z.is_complex():
-            gamma = polytope_gauge(form, anchor, z)
-            safe = torch.where(gamma > 0, gamma, torch.ones_like(gamma))
-            return torch.where(gamma > 0, 1 / safe, torch.full_like(gamma, math.inf))
+            return polytope_exit(form, anchor, z)
         return ray_exit(self.problem, anchor, z, instances).to(z.real.dtype)
 
     def forward(self, raw: Tensor, instances: Any, extra: Tensor | None = None) -> Tensor:
@@ -187,8 +193,7 @@ def gauge_exit(problem: Problem, anchor: Tensor, z: Tensor, instances: Any) -> T
     form = problem.linear_form(instances)
     if form is None:
         return problem.boundary_exit(anchor, z, instances)
-    gamma = polytope_gauge(form, anchor, z)
-    return torch.where(gamma > 0, 1 / gamma, torch.full_like(gamma, math.inf))
+    return polytope_exit(form, anchor, z)
 
 
 __all__ = [
@@ -198,6 +203,7 @@ __all__ = [
     "flat_real",
     "gauge_exit",
     "infinity_norm",
+    "polytope_exit",
     "polytope_gauge",
     "to_cube",
     "unflat_real",
