@@ -49,6 +49,7 @@ from feasnet.bench.suites import SuiteOptions
 from feasnet.data import storage
 from feasnet.data.presets import Scenario, get_preset
 from feasnet.methods import MethodConfig, get_method
+from feasnet.metrics import evaluate, standard_error
 from feasnet.models import LearnedModel, build_model
 from feasnet.problems.instances import PowerControlInstances
 from feasnet.problems.power_control import DEFAULT_RTOL
@@ -155,24 +156,19 @@ def reference_row(
     learned methods are read against. Returns ``method``, ``objective_mbps`` (violations as 0)
     with its standard error, ``violation_probability`` and ``num_not_converged``."""
     result = solve_methods(out_dir, dataset, test, [REFERENCE], workers, None, log, rtol)[REFERENCE]
-    feasible = torch.as_tensor(result.feasible)
-    value = torch.where(feasible, torch.as_tensor(result.objective), torch.zeros(len(feasible)))
-    mean, se = _mean_se(value.double() / 1e6)
-    converged = result.converged
+    metrics = evaluate(result)
     return {
         "method": REFERENCE,
-        "objective_mbps": mean,
-        "objective_mbps_se": se,
-        "violation_probability": float(1.0 - feasible.double().mean()),
-        "num_not_converged": None if converged is None else int((~converged.astype(bool)).sum()),
+        "objective_mbps": metrics.mean_objective / 1e6,
+        "objective_mbps_se": metrics.objective_standard_error / 1e6,
+        "violation_probability": metrics.violation_probability,
+        "num_not_converged": metrics.num_not_converged,
     }
 
 
 def _mean_se(values: torch.Tensor) -> tuple[float, float]:
-    n = values.numel()
-    mean = float(values.mean())
-    se = float(values.std(unbiased=True) / math.sqrt(n)) if n > 1 else math.nan
-    return mean, se
+    """Mean and standard error (:func:`feasnet.metrics.standard_error`) of ``(N,)`` values."""
+    return float(values.mean()), standard_error(values.numpy())
 
 
 @torch.no_grad()
