@@ -44,7 +44,13 @@ from typing import Any
 import torch
 
 from feasnet.bench import report
-from feasnet.bench.fig7_8 import claim_run_folder, ensure_dataset, scenario
+from feasnet.bench.fig7_8 import (
+    _initial_model,
+    check_samples,
+    claim_run_folder,
+    ensure_dataset,
+    scenario,
+)
 from feasnet.bench.runner import train_once
 from feasnet.bench.suites import SuiteOptions
 from feasnet.data import storage
@@ -56,7 +62,7 @@ from feasnet.layers.correction import (
     squared_violation,
 )
 from feasnet.methods import get_method
-from feasnet.models import LearnedModel, build_model
+from feasnet.models import LearnedModel
 from feasnet.problems.instances import PowerControlInstances
 from feasnet.problems.power_control import DEFAULT_RTOL, LinearConstraints
 from feasnet.training import TrainConfig, load_model
@@ -209,10 +215,8 @@ def models_for(
     run_dir = out_dir / "models" / METHOD
     train_once(run_dir, config, dataset, TrainConfig(epochs=epochs, seed=seed), log)
     trained, _ = load_model(run_dir)
-    torch.manual_seed(seed)  # the weights training starts from (same seed and order)
-    initial = build_model(config, train_set)
-    initial.fit_normalizer(train_set)
-    return {"before": initial, "after": trained}
+    assert isinstance(train_set, PowerControlInstances)
+    return {"before": _initial_model(config, train_set, seed), "after": trained}
 
 
 def run_study(
@@ -259,9 +263,8 @@ def run_study(
             }
             rows.append(row)
             log(
-                f"{stage} training, {rule['rule']}"
-                + (f" ({rule['rows']} rows)" if "rows" in rule else "")
-                + f": violation prob. {curves['violation_probability'][0]:.3f} -> "
+                f"{stage} training, {_label(rule)}: violation prob. "
+                f"{curves['violation_probability'][0]:.3f} -> "
                 f"{row['final_violation_probability']:.3f}, mean V "
                 f"{curves['mean_squared_violation'][0]:.3g} -> "
                 f"{row['final_mean_squared_violation']:.3g} in {iterations} iterations"
@@ -308,8 +311,6 @@ def run(options: SuiteOptions) -> None:
             raise ValueError(f"{name}: the {SUITE} suite studies DEPNet's correction only; drop it")
     if options.guard:
         raise ValueError(f"guard: the {SUITE} suite measures the correction alone; drop --guard")
-    from feasnet.bench.fig7_8 import check_samples
-
     step_sizes = check_step_sizes(options.points)
     samples = check_samples(options.samples or (FULL_SAMPLES if options.full else QUICK_SAMPLES))
     epochs = options.epochs or (FULL_EPOCHS if options.full else QUICK_EPOCHS)
