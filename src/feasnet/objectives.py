@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from feasnet.layers.base import expand_rows, finite_rows
 from feasnet.problems.base import Problem
 from feasnet.train_config import OBJECTIVES, TrainConfig
 
@@ -79,11 +80,8 @@ def supervised_loss(x: Tensor, target: Tensor) -> Tensor:
     Returns:
         Scalar; 0 (with a gradient path) when no row is labelled.
     """
-    flat_t = torch.view_as_real(target) if target.is_complex() else target
-    valid = torch.isfinite(flat_t.reshape(target.shape[0], -1)).all(dim=1)
-    safe = torch.where(
-        valid.view(-1, *([1] * (target.dim() - 1))), target, torch.zeros_like(target)
-    )
+    valid = finite_rows(target)
+    safe = torch.where(expand_rows(valid, target), target, torch.zeros_like(target))
     per_row = (x - safe).abs().pow(2).reshape(x.shape[0], -1).mean(dim=1)
     weight = valid.to(per_row.dtype)
     return (per_row * weight).sum() / weight.sum().clamp(min=1.0)
