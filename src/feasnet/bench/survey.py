@@ -659,23 +659,26 @@ def _with_se(row: dict[str, Any], key: str, digits: str) -> str:
     return text
 
 
-MEASURED_HEADER = (
-    "% of ref. | violation prob. | training [s] | epochs | inference CPU / sample, batch 1 "
-    "[ms] | batch 1024 [ms]"
+MEASURED_HEADS = (
+    "% of ref.",
+    "violation prob.",
+    "training [s]",
+    "epochs",
+    "inference CPU / sample, batch 1 [ms]",
+    "batch 1024 [ms]",
 )
+"""Headers of the measured columns of the report's tables (:func:`_measured_cells`)."""
 
 
-def _measured_cells(row: dict[str, Any]) -> str:
-    return " | ".join(
-        [
-            _with_se(row, "percent_of_reference", ".1f"),
-            _with_se(row, "violation_probability", ".3f"),
-            _fmt(row.get("train_seconds"), ".1f"),
-            str(row.get("epochs") or "-"),
-            _fmt(row.get("time_batch1_ms")),
-            _fmt(row.get("time_batch1024_ms")),
-        ]
-    )
+def _measured_cells(row: dict[str, Any]) -> list[str]:
+    return [
+        _with_se(row, "percent_of_reference", ".1f"),
+        _with_se(row, "violation_probability", ".3f"),
+        _fmt(row.get("train_seconds"), ".1f"),
+        str(row.get("epochs") or "-"),
+        _fmt(row.get("time_batch1_ms")),
+        _fmt(row.get("time_batch1024_ms")),
+    ]
 
 
 def feasibility_verdicts(rows: list[dict[str, Any]]) -> list[str]:
@@ -729,27 +732,34 @@ def markdown_report(payload: dict[str, Any]) -> str:
         f"{', '.join(payload.get('objectives', []))}. "
         f"Wall time of the run: {report.number(payload.get('seconds')):.0f} s.",
     ]
-    table = [
-        "| Table I approach | survey: optimality / constraints / feasibility / training / "
-        f"inference | family | method | {MEASURED_HEADER} |",
-        "|---|---|---|---|" + "---:|" * 6,
-    ]
+    body: list[tuple[list[str], list[str]]] = []
     for entry in payload.get("table_i", []):
         ratings = " / ".join(
             entry[k] for k in ("optimality", "constraints", "feasibility", "training", "inference")
         )
         measured = [r for r in rows if r.get("table_i") == entry["approach"]]
         if not measured:
-            table.append(
-                f"| {entry['approach']} | {ratings} | - | {entry['layer']} (not measured) |"
-                + " - |" * 6
+            body.append(
+                (
+                    [entry["approach"], ratings, "-", f"{entry['layer']} (not measured)"],
+                    ["-"] * len(MEASURED_HEADS),
+                )
             )
-        for r in measured:
-            table.append(
-                f"| {entry['approach']} | {ratings} | {r['family']} | {r['method']} | "
-                f"{_measured_cells(r)} |"
-            )
-    sections.append("## Table I with measured columns\n\n" + "\n".join(table))
+        body += [
+            ([entry["approach"], ratings, r["family"], r["method"]], _measured_cells(r))
+            for r in measured
+        ]
+    table = report.grid_markdown(
+        [
+            "Table I approach",
+            "survey: optimality / constraints / feasibility / training / inference",
+            "family",
+            "method",
+        ],
+        MEASURED_HEADS,
+        body,
+    )
+    sections.append("## Table I with measured columns\n\n" + table)
     sections.append(
         "## Feasibility ratings against the measured violations\n\n"
         + "\n".join(f"- {line}" for line in feasibility_verdicts(rows))
@@ -757,19 +767,22 @@ def markdown_report(payload: dict[str, Any]) -> str:
     for family in dict.fromkeys(r["family"] for r in rows):
         case = cases.get(family, {})
         unit = case.get("objective_label", "objective")
-        lines = [
-            f"| method | objective | Table I | {unit} | {MEASURED_HEADER} |",
-            "|---|---|---|---:|" + "---:|" * 6,
-        ]
-        for r in (r for r in rows if r["family"] == family):
-            lines.append(
-                f"| {r['method']} | {r.get('objective_kind') or '-'} | {r.get('table_i') or '-'} "
-                f"| {_with_se(r, 'objective', '.3g')} | {_measured_cells(r)} |"
-            )
+        lines = report.grid_markdown(
+            ["method", "objective", "Table I"],
+            [unit, *MEASURED_HEADS],
+            (
+                (
+                    [r["method"], r.get("objective_kind") or "-", r.get("table_i") or "-"],
+                    [_with_se(r, "objective", ".3g"), *_measured_cells(r)],
+                )
+                for r in rows
+                if r["family"] == family
+            ),
+        )
         n = next((r["num_instances"] for r in rows if r["family"] == family), "?")
         sections.append(
             f"## Every combination: {family} ({case.get('preset', '?')}, n = {n} test "
-            f"instances, reference {case.get('reference', '?')})\n\n" + "\n".join(lines)
+            f"instances, reference {case.get('reference', '?')})\n\n" + lines
         )
     skipped = payload.get("skipped", [])
     if skipped:
