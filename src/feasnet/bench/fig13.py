@@ -304,6 +304,11 @@ def _stats(violated: np.ndarray, rates: np.ndarray, mask: np.ndarray) -> dict[st
     }
 
 
+def feasible_in_mode(test: PowerControlInstances, series: str) -> np.ndarray:
+    """``(N,)`` bool: the test instances the series' robust mode declares feasible."""
+    return pc.minimum_power(csi.with_robust(test, _mode(series))).feasible.numpy()
+
+
 def true_channel_row(
     sigma: float,
     series: str,
@@ -312,19 +317,21 @@ def true_channel_row(
     test: PowerControlInstances,
     draws: int,
     seed: int,
+    solvable: np.ndarray,
+    common: np.ndarray,
 ) -> dict[str, Any]:
     """The row of one (point, series, method): the allocations evaluated on ``draws`` true
     channels per test instance (the same draws for every series of the point).
 
-    The main columns are over the **common** instances, those feasible under the exact corner
-    (every mode returns an allocation there); ``*_declared`` columns are over the instances
-    the series' own mode declares feasible (all of them for ``none`` and ``heuristic``)."""
-    solvable = pc.minimum_power(csi.with_robust(test, _mode(series))).feasible.numpy()
-    common = pc.minimum_power(csi.with_robust(test, csi.EXACT)).feasible.numpy()
+    The main columns are over the **common** instances ``common`` (``(N,)`` bool), those
+    feasible under the exact corner (every mode returns an allocation there); ``*_declared``
+    columns are over ``solvable``, the instances the series' own mode declares feasible (all
+    of them for ``none`` and ``heuristic``); both from :func:`feasible_in_mode`."""
     generator = torch.Generator().manual_seed(int(seed) * 7919 + round(sigma * 1e6))
     rates, violated = csi.evaluate_on_true_channels(result.allocation, test, draws, generator)
-    main = _stats(violated.numpy(), rates.numpy(), common)
-    declared = _stats(violated.numpy(), rates.numpy(), solvable)
+    violated_np, rates_np = violated.numpy(), rates.numpy()
+    main = _stats(violated_np, rates_np, common)
+    declared = _stats(violated_np, rates_np, solvable)
     return {
         "series": f"{method} ({series})",
         "method": method,
@@ -381,13 +388,17 @@ def run_sweep(
         dataset = ensure_dataset(folder, sigma, samples, seed, splits, log, force)
         test_read, _ = storage.read_dataset(dataset, "test")
         test = cast(PowerControlInstances, test_read)
+        common = feasible_in_mode(test, csi.EXACT)
         for name in series:
+            solvable = feasible_in_mode(test, name)
             results = series_results(
                 folder, dataset, test, name, methods, sigma, workers, train_config, log, rtol,
                 guard,
             )  # fmt: skip
             for method, result in results.items():
-                row = true_channel_row(sigma, name, method, result, test, draws, seed)
+                row = true_channel_row(
+                    sigma, name, method, result, test, draws, seed, solvable, common
+                )
                 rows.append(row)
                 log(
                     f"sigma {sigma:g} {row['series']}: violation prob. "
