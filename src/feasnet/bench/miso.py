@@ -66,8 +66,8 @@ SWEEPS: dict[str, Sweep] = {
 LEARNED_METHODS = tuple(
     f"{layer}+{backbone}" for backbone in ("mlp", "du") for layer in ("penalty", "dc3", "hop")
 )
-"""The survey's six learned methods (:data:`feasnet.methods.METHODS`)."""
-"""``penalty+mlp, dc3+mlp, hop+mlp, penalty+du, dc3+du, hop+du``."""
+"""The survey's six learned methods (:data:`feasnet.methods.METHODS`): ``penalty+mlp,
+dc3+mlp, hop+mlp, penalty+du, dc3+du, hop+du``."""
 REFERENCE = "wmmse"
 DEFAULT_METHODS = (REFERENCE, "min-power", *LEARNED_METHODS)
 HARD_CONSTRAINED = tuple(m for m in LEARNED_METHODS if not m.startswith("penalty"))
