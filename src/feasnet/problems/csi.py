@@ -130,6 +130,24 @@ def heuristic_chi(instances: PowerControlInstances, step: float = CHI_STEP) -> T
     return chi.to(instances.dtype)
 
 
+def check_robust_mode(mode: str | None) -> str:
+    """``mode`` (None means ``exact``) when it is one of :data:`ROBUST_MODES`.
+
+    Raises:
+        ValueError: an unknown mode (the message names ``robust``).
+    """
+    mode = EXACT if mode is None else mode
+    if mode not in ROBUST_MODES:
+        raise ValueError(f"robust: expected one of {', '.join(ROBUST_MODES)}, got {mode!r}")
+    return mode
+
+
+def is_exact_corner(sigma: Tensor, corner: Tensor) -> bool:
+    """``corner`` ``(N, 2)`` is the exact worst-case corner of ``sigma`` ``(N,)`` (to a relative
+    1e-6), i.e. the default robust mode that exchange files leave implicit."""
+    return torch.allclose(corner.double(), exact_corner(sigma.double()), rtol=1e-6, atol=0.0)
+
+
 def with_robust(
     instances: PowerControlInstances, mode: str | None = EXACT, step: float = CHI_STEP
 ) -> PowerControlInstances:
@@ -144,9 +162,7 @@ def with_robust(
     Raises:
         ValueError: an unknown mode (the message names ``robust``).
     """
-    mode = EXACT if mode is None else mode
-    if mode not in ROBUST_MODES:
-        raise ValueError(f"robust: expected one of {', '.join(ROBUST_MODES)}, got {mode!r}")
+    mode = check_robust_mode(mode)
     sigma = instances.csi_error
     if sigma is None:
         return instances
@@ -167,7 +183,7 @@ def robust_mode(instances: PowerControlInstances) -> str:
         return ""
     if corner is None or bool((corner == 1).all()):
         return NONE
-    if torch.allclose(corner.double(), exact_corner(sigma.double()), rtol=1e-6, atol=0.0):
+    if is_exact_corner(sigma, corner):
         return EXACT
     return HEURISTIC
 

@@ -230,13 +230,12 @@ class PowerControlInstances:
             )
         if self.csi_error is not None:
             out["csi_error"] = self.csi_error.detach().cpu().double().numpy()
-            from feasnet.problems.csi import exact_corner
+            from feasnet.problems.csi import is_exact_corner
 
             corner = self.csi_corner
             if corner is None:
                 corner = torch.ones_like(self.csi_error)[:, None].expand(-1, 2)
-            exact = exact_corner(self.csi_error.double())
-            if not torch.allclose(corner.double(), exact, rtol=1e-6, atol=0.0):
+            if not is_exact_corner(self.csi_error, corner):
                 out["csi_corner"] = corner.detach().cpu().double().numpy()  # a non-default mode
         return out
 
