@@ -247,10 +247,13 @@ ROBUST_HELP = (
 
 def _check_robust(robust: str | None) -> None:
     """Reject an unknown ``--robust`` before any work."""
-    from feasnet.problems.csi import ROBUST_MODES
+    from feasnet.problems.csi import check_robust_mode
 
-    if robust is not None and robust not in ROBUST_MODES:
-        raise UserError(f"robust: expected one of {', '.join(ROBUST_MODES)}, got {robust!r}")
+    if robust is not None:
+        try:
+            check_robust_mode(robust)
+        except ValueError as exc:
+            raise UserError(str(exc)) from exc
 
 
 NO_CSI_ERROR = (
@@ -560,13 +563,13 @@ def train_command(
     )
     _check_robust(robust)
     if data is not None:
-        family, source = storage.read_info(data).family, f"--data {data}"
+        info = storage.read_info(data)
+        family, scenario, source = info.family, info.scenario, f"--data {data}"
     else:
-        family, source = scenario_family(get_preset(preset or "")), f"--preset {preset}"
-    if robust is not None:
-        scenario = storage.read_info(data).scenario if data else get_preset(preset or "")
-        if getattr(scenario, "csi_error", None) is None:
-            raise UserError(NO_CSI_ERROR.format(what=source))
+        scenario = get_preset(preset or "")
+        family, source = scenario_family(scenario), f"--preset {preset}"
+    if robust is not None and getattr(scenario, "csi_error", None) is None:
+        raise UserError(NO_CSI_ERROR.format(what=source))
     problem = get_family(family)(constraint_set) if constraint_set else None
     try:
         check_method(config, problem or family)
@@ -966,10 +969,7 @@ def _bench(
             )
         if preset is not None:
             raise UserError(f"preset: the {suite} suite sweeps its own presets; use --points")
-        try:
-            values = tuple(float(v) for v in points.split(",")) if points else None
-        except ValueError as exc:
-            raise UserError(f"points: expected comma-separated numbers, got {points!r}") from exc
+        values = _numbers(points, "points", float, "numbers")
         sweep_values = miso_bench.SWEEPS[suite].values
         unknown_points = [v for v in values or () if v not in sweep_values]
         if unknown_points:
@@ -1008,10 +1008,7 @@ def _bench(
         for given, name in ((preset, "preset"), (methods, "methods"), (configs, "configs")):
             if given is not None:
                 raise UserError(f"{name}: the fig12 suite runs DEPNet and SCA on its own sweep")
-        try:
-            values = tuple(float(v) for v in points.split(",")) if points else None
-        except ValueError as exc:
-            raise UserError(f"points: expected comma-separated numbers, got {points!r}") from exc
+        values = _numbers(points, "points", float, "numbers")
         values = fig12.check_points(values) if values else None
         if samples is not None:
             fig12.check_samples(samples, fig12.FULL_SPLITS if full else fig12.QUICK_SPLITS)
@@ -1105,15 +1102,18 @@ def report_command(
     console.print(f"re-rendered {len(written)} files in {run_dir}", highlight=False)
 
 
-def _numbers(text: str | None, field: str, kind: type) -> tuple[Any, ...] | None:
-    """``--points``/``--configs`` as a tuple of numbers, or None when not given."""
+def _numbers(
+    text: str | None, field: str, kind: type, what: str | None = None
+) -> tuple[Any, ...] | None:
+    """``--points``/``--configs`` as a tuple of numbers, or None when not given; ``what``
+    names the expected values in the error (default ``<kind> values``)."""
     if not text:
         return None
     try:
         return tuple(kind(v) for v in text.split(","))
     except ValueError as exc:
         raise UserError(
-            f"{field}: expected comma-separated {kind.__name__} values, got {text!r}"
+            f"{field}: expected comma-separated {what or f'{kind.__name__} values'}, got {text!r}"
         ) from exc
 
 
