@@ -307,25 +307,6 @@ def settings(sweep: Sweep, options: SuiteOptions) -> SweepSettings:
     )
 
 
-# ---------------------------------------------------------------------------- data
-def ensure_dataset(
-    folder: Path,
-    scenario: Scenario,
-    samples: int,
-    seed: int,
-    splits: tuple[float, float, float],
-    log: Log,
-    force: bool,
-) -> Path:
-    """Write (or reuse) ``folder/dataset.h5``: ``samples`` feasible instances of
-    ``scenario``. A data set made for other settings is an error unless ``force``.
-
-    Raises:
-        GenerationError: the point's targets are too rarely attainable to generate.
-    """
-    return ensure_dataset_file(folder / "dataset.h5", scenario, samples, seed, splits, force, log)
-
-
 # ---------------------------------------------------------------------------- running
 def solve_point(
     sweep: Sweep,
@@ -342,8 +323,14 @@ def solve_point(
     """
     scenario = sweep.scenario(dataset, value)
     folder = run_dir / folder_name(sweep, dataset, value)
-    path = ensure_dataset(
-        folder, scenario, chosen.samples, options.seed, chosen.splits, options.log, options.force
+    path = ensure_dataset_file(  # raises GenerationError for targets too rarely attainable
+        folder / "dataset.h5",
+        scenario,
+        chosen.samples,
+        options.seed,
+        chosen.splits,
+        options.force,
+        options.log,
     )
     read, _ = storage.read_dataset(path, "test")
     instances = cast(PowerControlInstances, read)
