@@ -199,6 +199,16 @@ def learned_result(
     return evaluate_on
 
 
+def cached_result(path: Path, count: int) -> Result | None:
+    """The result saved at ``path`` (``.npz``) when it holds ``count`` instances, else
+    ``None`` (missing, or made for another number of instances)."""
+    if path.exists():
+        cached = Result.load_npz(path)
+        if len(cached) == count:
+            return cached
+    return None
+
+
 def solve_methods(
     point_dir: Path,
     dataset: Path,
@@ -241,12 +251,11 @@ def solve_methods(
     results: dict[str, Result] = {}
     for name in methods:
         path = point_dir / "solutions" / f"{name}.npz"
-        if path.exists():
-            cached = Result.load_npz(path)
-            if len(cached) == len(instances):
-                log(f"{label}{name}: reusing {path}")
-                results[name] = cached
-                continue
+        cached = cached_result(path, len(instances))
+        if cached is not None:
+            log(f"{label}{name}: reusing {path}")
+            results[name] = cached
+            continue
         start = time.perf_counter()
         if name in classical:
             result: Result = solvers.solve(name, instances, workers=workers)

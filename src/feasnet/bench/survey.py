@@ -425,9 +425,8 @@ def _measure(
     labels: Any = None,
 ) -> dict[str, Any]:
     """Train (or reuse) ``combo``, evaluate it on the test split, time it; one table row."""
-    from feasnet.bench.runner import checked_result, warm_model_result
+    from feasnet.bench.runner import cached_result, checked_result, warm_model_result
     from feasnet.methods import get_method
-    from feasnet.solvers.result import Result
     from feasnet.training import load_model
 
     model_dir = family_dir / "models" / combo.key
@@ -443,11 +442,7 @@ def _measure(
     )
     model, _ = load_model(model_dir)
     solution = family_dir / "solutions" / f"{combo.key}.npz"
-    result: Result | None = None
-    if solution.exists():
-        cached = Result.load_npz(solution)
-        if len(cached) == len(test):
-            result = cached
+    result = cached_result(solution, len(test))
     if result is None:
         result = warm_model_result(model, test, combo.key)
         result.save_npz(solution)
