@@ -82,15 +82,6 @@ FORMAT_VERSION = 1
 """Value of the root attribute ``format_version`` written by this version."""
 SPLIT_NAMES = ("train", "validation", "test")
 """Split groups, in file order."""
-DATASET_NAMES = ("H", "pmax", "noise", "bandwidth", "min_rate")
-"""Datasets of every split group of a power-control file."""
-MISO_DATASET_NAMES = ("H", "pmax", "pc", "eta", "noise", "sinr_min", "weights")
-"""Datasets of every split group of a MISO file."""
-DATASETS_OF: dict[ScenarioFamily, tuple[str, ...]] = {
-    "power-control": DATASET_NAMES,
-    "miso": MISO_DATASET_NAMES,
-}
-"""Split datasets per family."""
 DEFAULT_SPLITS = (0.9, 0.05, 0.05)
 """Train, validation and test fractions of the power-control paper."""
 DEFAULT_MISO_SPLITS = (0.7, 0.0, 0.3)
