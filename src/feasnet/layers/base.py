@@ -68,6 +68,15 @@ class FeasibilityLayer(nn.Module):
         self._anchor_cache = (instances, anchor)
         return anchor
 
+    def center_of(self, instances: Any, like: Tensor) -> tuple[Tensor, Tensor]:
+        """``(center, has_anchor)``: :meth:`anchor_of` in ``like``'s dtype and device with the
+        rows of instances without a feasible point (NaN anchors) replaced by 0, and the
+        ``(N,)`` bool mask of the rows that have an anchor."""
+        anchor = self.anchor_of(instances).to(device=like.device, dtype=like.dtype)
+        has_anchor = finite_rows(anchor)
+        center = torch.where(expand_rows(has_anchor, anchor), anchor, torch.zeros_like(anchor))
+        return center, has_anchor
+
     @classmethod
     def check(cls, problem: Problem) -> None:
         """Raise :class:`UnsupportedProblemError` if the layer cannot serve ``problem``."""

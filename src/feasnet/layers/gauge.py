@@ -162,9 +162,7 @@ class GaugeLayer(FeasibilityLayer):
         config = self.config
         assert isinstance(config, GaugeConfig)
         inst = instances.to(raw.dtype, raw.device)
-        anchor = self.anchor_of(instances).to(device=raw.device, dtype=raw.dtype)
-        has_anchor = finite_rows(anchor)
-        center = torch.where(expand_rows(has_anchor, anchor), anchor, torch.zeros_like(anchor))
+        center, has_anchor = self.center_of(instances, raw)
         ok = finite_rows(raw)
         z = to_cube(
             torch.where(expand_rows(ok, raw), raw, torch.zeros_like(raw)),

@@ -424,9 +424,7 @@ class HomeomorphicProjectionLayer(FeasibilityLayer):
     def _exact_ray(self, raw: Tensor, instances: Any) -> Tensor:
         config = self.settings
         inst = instances.to(raw.dtype, raw.device)
-        anchor = self.anchor_of(instances).to(device=raw.device, dtype=raw.dtype)
-        has_anchor = finite_rows(anchor)
-        center = torch.where(expand_rows(has_anchor, anchor), anchor, torch.zeros_like(anchor))
+        center, has_anchor = self.center_of(instances, raw)
         ok = finite_rows(raw)
         direction = torch.where(expand_rows(ok, raw), raw - center, torch.zeros_like(raw))
         moving = ok & (flat_real(direction).abs().amax(dim=1) > 0)

@@ -113,10 +113,8 @@ class HopLayer(FeasibilityLayer):
         config = self.config
         assert isinstance(config, HopConfig)
         inst = instances.to(raw.dtype, raw.device)
-        anchor = self.anchor_of(instances).to(device=raw.device, dtype=raw.dtype)
+        center, has_anchor = self.center_of(instances, raw)
         shape = (-1,) + (1,) * (raw.dim() - 1)
-        has_anchor = finite_rows(anchor)
-        center = torch.where(has_anchor.view(shape), anchor, torch.zeros_like(anchor))
         mode = config.direction
         if mode == "auto":
             mode = "raw" if self.problem.complex_variable else "from-anchor"
