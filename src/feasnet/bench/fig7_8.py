@@ -364,7 +364,7 @@ def run(options: SuiteOptions) -> None:
         "reference": reference,
         "seconds": time.perf_counter() - started,
         "run_seconds": run_seconds,
-        "machine": report.machine(None),
+        "machine": report.machine(options.workers),
         "paper_claims": list(PAPER_CLAIMS),
         "checks": measured_summary(rows),
         "results": rows,
