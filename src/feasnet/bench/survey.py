@@ -55,7 +55,7 @@ from feasnet.bench.suites import SuiteOptions
 from feasnet.data import storage
 from feasnet.metrics import evaluate
 from feasnet.progress import progress_bar
-from feasnet.train_config import TrainConfig
+from feasnet.train_config import OBJECTIVES, TrainConfig
 
 Log = Callable[[str], Any]
 
@@ -101,7 +101,6 @@ QUICK_EXCLUDED: dict[str, str] = {
 """Layers the quick default leaves out, with the reason (``--full`` or ``--methods`` runs
 them)."""
 
-OBJECTIVE_ORDER = ("self-supervised", "supervised", "hybrid")
 QUICK_LABELLED_BACKBONES = ("mlp",)
 """Backbones the quick default also trains with the supervised and hybrid objectives (every
 backbone trains self-supervised; ``--full`` trains every backbone with every objective)."""
@@ -181,14 +180,9 @@ class Skipped:
 
 
 def objectives() -> tuple[str, ...]:
-    """The training objectives :class:`TrainConfig` accepts (self-supervised only before it
-    had an ``objective`` field)."""
-    if "objective" not in TrainConfig.model_fields:
-        return ("self-supervised",)
-    from feasnet import train_config
-
-    known = tuple(getattr(train_config, "OBJECTIVES", OBJECTIVE_ORDER))
-    return tuple(o for o in OBJECTIVE_ORDER if o in known) or ("self-supervised",)
+    """The training objectives :class:`TrainConfig` accepts
+    (:data:`feasnet.train_config.OBJECTIVES`)."""
+    return OBJECTIVES
 
 
 def parse_method(name: str) -> Combination:
@@ -355,12 +349,9 @@ def _ensure_dataset(
 
 
 def _train_config(base: TrainConfig, objective: str, reference: str) -> TrainConfig:
-    if objective == "self-supervised" or "objective" not in TrainConfig.model_fields:
+    if objective == "self-supervised":
         return base
-    update: dict[str, Any] = {"objective": objective}
-    if "label_method" in TrainConfig.model_fields:
-        update["label_method"] = reference
-    return base.model_copy(update=update)
+    return base.model_copy(update={"objective": objective, "label_method": reference})
 
 
 def _training_labels(dataset: Path, case: Case, workers: int | None, log: Log) -> Any:
@@ -387,7 +378,7 @@ def _train_once(
     into ``model_dir`` unless ``model_dir/done`` exists (an unfinished run resumes)."""
     from feasnet.bench.runner import train_once
 
-    supervised = getattr(train_config, "objective", "self-supervised") != "self-supervised"
+    supervised = train_config.objective != "self-supervised"
     train_once(
         model_dir,
         config,
