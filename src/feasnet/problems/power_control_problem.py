@@ -177,9 +177,10 @@ class PowerControlProblem(Problem):
             xv = pc.to_vector(x)
             return torch.einsum("nmu,nu->nm", cons.G.to(x.dtype), xv) - cons.h.to(x.dtype)
         power = self.to_physical(x, instances)
-        rows = [-x.reshape(n, -1), x.sum(dim=2) - 1, pc.rate_rows(power, instances).reshape(n, -1)]
+        side = instances.constraint_side()  # the robust CSI gains, once for both row kinds
+        rows = [-x.reshape(n, -1), x.sum(dim=2) - 1, pc.rate_rows(power, side).reshape(n, -1)]
         if self.constraint_set == ENERGY_EFFICIENCY:
-            rows.append(pc.energy_efficiency_rows(power, instances).reshape(n, -1))
+            rows.append(pc.energy_efficiency_rows(power, side).reshape(n, -1))
         return torch.cat(rows, dim=1)
 
     def violation(self, x: Tensor, instances: PowerControlInstances) -> Tensor:
