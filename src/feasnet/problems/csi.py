@@ -111,8 +111,8 @@ def heuristic_chi(instances: PowerControlInstances, step: float = CHI_STEP) -> T
     sigma = instances.csi_error
     if sigma is None:
         return torch.zeros(n, dtype=instances.dtype, device=instances.device)
+    base = instances.to(torch.float64)  # carries csi_error; each trial sets the corner
     sigma64 = sigma.to(torch.float64)
-    base = replace(instances.to(torch.float64), csi_corner=None, csi_error=None)
     chi = torch.zeros(n, dtype=torch.float64, device=instances.device)
     steps = math.floor(float(sigma64.max()) / step + 1e-9)
     for k in range(1, steps + 1):
@@ -120,11 +120,7 @@ def heuristic_chi(instances: PowerControlInstances, step: float = CHI_STEP) -> T
         allowed = value <= sigma64 + 1e-12
         if not allowed.any():
             break
-        trial = replace(
-            base,
-            csi_error=sigma64,
-            csi_corner=chi_corner(torch.full_like(sigma64, value)),
-        )
+        trial = replace(base, csi_corner=chi_corner(torch.full_like(sigma64, value)))
         ok = pc.minimum_power(trial).feasible & allowed
         chi = torch.where(ok, torch.full_like(chi, value), chi)
     return chi.to(instances.dtype)
