@@ -333,6 +333,17 @@ class PowerBox:
             self._qos_c = np.where(
                 self._has_target[:, None], self.beta[:, None] * cross / self.direct[:, None], 0.0
             )  # (U, U)
+            # constants of the hot loop (tighten, qos_dual_bound, repair)
+            self._beta_or_one = np.where(self._has_target, self.beta, 1.0)  # (U,)
+            self._cross_or_nan = np.where(cross > 0, cross, np.nan)  # (U, U)
+        self._budget = np.zeros((num_bs, dim))  # (B, U): sum_q x[b, q]
+        self._budget[self.bs_of, np.arange(dim)] = 1.0
+        self._targets = np.nonzero(self._has_target)[0]  # (T,)
+        # rows of the QoS dual LP in x: the budgets, then the QoS rows (C_u - e_u) . x <= -a_u
+        self._dual_rows = np.concatenate(
+            [self._budget, (self._qos_c - np.eye(dim))[self._targets]]
+        )  # (R, U)
+        self._dual_rhs = np.concatenate([np.ones(num_bs), -self._qos_a[self._targets]])  # (R,)
 
     @property
     def dim(self) -> int:
@@ -358,18 +369,14 @@ class PowerBox:
         ``cross[u, v] x_v <= high_u Hn_uu / beta_u - 1 - I_u(low without v)``; a budget caps
         each power by what the other channels of its BS leave, ``1 - sum low``.
         """
-        has_target = self.beta > 0
         for _ in range(rounds):
             need = self.beta * (1.0 + low @ self.cross.T) / self.direct
             np.maximum(low, need, out=low)
             with np.errstate(divide="ignore", invalid="ignore"):
-                room = high * self.direct / np.where(has_target, self.beta, 1.0) - 1.0
-                slack = np.where(has_target, room - low @ self.cross.T, np.inf)  # (M, U)
+                room = high * self.direct / self._beta_or_one - 1.0
+                slack = np.where(self._has_target, room - low @ self.cross.T, np.inf)  # (M, U)
                 # x_v <= low_v + slack_u / cross[u, v] for every u that v interferes with
-                caps = (
-                    low[:, None, :]
-                    + slack[:, :, None] / np.where(self.cross > 0, self.cross, np.nan)[None]
-                )
+                caps = low[:, None, :] + slack[:, :, None] / self._cross_or_nan[None]
             caps = np.where(np.isnan(caps), np.inf, caps)
             np.minimum(high, caps.min(axis=1), out=high)
             used = low.reshape(-1, self.num_bs, self.num_channels).sum(axis=2)  # (M, B)
@@ -489,15 +496,9 @@ class PowerBox:
         """
         m, n = low.shape
         width = high - low  # (M, n)
-        targets = np.nonzero(self._has_target)[0]
-        rows_qos = (self._qos_c - np.eye(n))[targets]  # (T, n): rows . x <= -a
-        qos_a = self._qos_a[targets]
-        budget = np.zeros((self.num_bs, n))
-        budget[self.bs_of, np.arange(n)] = 1.0
-        general = np.concatenate([budget, rows_qos])  # (R, n) in x
-        rhs_x = np.concatenate([np.ones(self.num_bs), -qos_a])  # (R,)
+        targets, general = self._targets, self._dual_rows  # general: (R, n) in x
         a_y = general[None] * width[:, None, :]  # (M, R, n) in y
-        b_y = rhs_x[None] - low @ general.T  # (M, R)
+        b_y = self._dual_rhs[None] - low @ general.T  # (M, R)
         norm = np.sqrt((a_y**2).sum(axis=2))
         norm = np.where(norm > 1e-300, norm, 1.0)
         c = slope * width
@@ -563,9 +564,7 @@ class PowerBox:
             dim = self.dim
             g_rows = [-np.eye(dim)]
             h_rows = [np.zeros(dim)]
-            budget = np.zeros((self.num_bs, dim))
-            budget[self.bs_of, np.arange(dim)] = 1.0
-            g_rows.append(budget)
+            g_rows.append(self._budget)
             h_rows.append(np.ones(self.num_bs))
             qos = self.beta[:, None] * self.cross / self.direct[:, None] - np.eye(dim)
             g_rows.append(qos)
@@ -690,7 +689,8 @@ def branch_and_bound(
         ok = box.feasible(cand)
         fixed = box.repair(cand[~ok], anchor)
         cand = np.concatenate([cand[ok], fixed])
-        values = np.where(box.feasible(cand), box.rates(cand).sum(axis=1), -np.inf)
+        ok = np.concatenate([ok[ok], box.feasible(fixed)])  # only the repaired need a check
+        values = np.where(ok, box.rates(cand).sum(axis=1), -np.inf)
         i = int(np.argmax(values))
         improved = bool(values[i] > best_value)
         if improved:
