@@ -227,47 +227,47 @@ def build_model(
     return LearnedModel(config, problem, shape)
 
 
+def _check_parts(config: MethodConfig, problem: Problem) -> None:
+    """Raise :class:`UnsupportedProblemError` when the method's backbone, layer or refinement
+    does not apply to ``problem``."""
+    from feasnet.layers.registry import layer_class
+    from feasnet.nets.registry import check_backbone
+
+    check_backbone(config.backbone.kind, config.backbone.options, problem.family)
+    layer_class(config.layer.kind).check(problem)
+    check_refinement(config, problem)
+
+
+def _as_problem(problem: Problem | str) -> Problem:
+    """``problem``, or the default constraint set of the family it names."""
+    from feasnet.problems.registry import get_family
+
+    return get_family(problem)() if isinstance(problem, str) else problem
+
+
 def check_method(config: MethodConfig, problem: Problem | str) -> None:
     """Raise :class:`UnsupportedProblemError` (one line naming both) when the method's
     backbone, layer or refinement does not apply to ``problem`` (a problem, or a family name
     for its default constraint set). Builds nothing."""
-    from feasnet.layers.registry import layer_class
-    from feasnet.nets.registry import check_backbone
-    from feasnet.problems.registry import family_names, get_family
+    from feasnet.problems.registry import family_names
 
-    if isinstance(problem, str):
-        problem = get_family(problem)()
+    problem = _as_problem(problem)
     try:
-        check_backbone(config.backbone.kind, config.backbone.options, problem.family)
-        layer_class(config.layer.kind).check(problem)
-        check_refinement(config, problem)
+        _check_parts(config, problem)
     except UnsupportedProblemError as exc:
         where = [
-            name for name in family_names() if name != problem.family and _applies(config, name)
+            name
+            for name in family_names()
+            if name != problem.family and method_applies(config, name)
         ]
         serves = f" (it applies to {', '.join(where)})" if where else ""
         raise UnsupportedProblemError(f"method {config.name}{serves}: {exc}") from None
 
 
-def _applies(config: MethodConfig, family: str) -> bool:
-    from feasnet.layers.registry import layer_class
-    from feasnet.nets.registry import check_backbone
-    from feasnet.problems.registry import get_family
-
-    problem = get_family(family)()
-    try:
-        check_backbone(config.backbone.kind, config.backbone.options, family)
-        layer_class(config.layer.kind).check(problem)
-        check_refinement(config, problem)
-    except UnsupportedProblemError:
-        return False
-    return True
-
-
 def method_applies(config: MethodConfig, problem: Problem | str) -> bool:
     """Whether :func:`check_method` passes."""
     try:
-        check_method(config, problem)
+        _check_parts(config, _as_problem(problem))
     except UnsupportedProblemError:
         return False
     return True
