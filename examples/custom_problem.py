@@ -58,6 +58,7 @@ from feasnet.problems import (
     register,
 )
 from feasnet.problems.base import DEFAULT_RTOL
+from feasnet.problems.instances import field_tensor
 
 FAMILY = "parallel-channels"
 """Registry name of the family."""
@@ -204,13 +205,8 @@ class ParallelChannelInstances:
 def _as_tensor(
     name: str, value: Any, dtype: torch.dtype, device: torch.device | str | None
 ) -> Tensor:
-    try:
-        array = np.asarray(value.detach().cpu() if isinstance(value, Tensor) else value)
-    except (TypeError, ValueError) as exc:
-        raise InvalidInstanceError(f"{name}: not an array of numbers ({exc})") from None
-    if array.dtype.kind not in "biuf":
-        raise InvalidInstanceError(f"{name}: expected real numbers, got dtype {array.dtype}")
-    return torch.as_tensor(array, dtype=dtype, device=device)
+    """``value`` as a real tensor; feasnet's ``field_tensor`` names the field in its errors."""
+    return field_tensor(name, value).to(dtype=dtype, device=device)
 
 
 def _check_matrix(name: str, value: Any) -> tuple[int, int]:
