@@ -283,6 +283,27 @@ def _solve_subproblem(sub: _Surrogate, solvers: tuple[str, ...]) -> tuple[np.nda
     return None, "; ".join(failures)
 
 
+def _set_gains_and_qos(
+    sub: _Surrogate | _EfficientSurrogate,
+    hn: np.ndarray,
+    constraint_gain: np.ndarray,
+    beta: np.ndarray,
+    scale: float,
+) -> None:
+    """Fill the gain parameters ``hn`` ``(B, Q, B)`` of a subproblem and its QoS rows, which
+    use the constraint-side gains ``constraint_gain * scale`` (``scale = pmax / noise``; the
+    robust corner under imperfect CSI) and the minimum SINRs ``beta`` ``(B, Q)``."""
+    b, q = beta.shape
+    chn = constraint_gain * scale  # (B, Q, B)
+    c_direct = np.einsum("bqb->bq", chn)
+    c_cross = chn * (~np.eye(b, dtype=bool))[:, None, :]
+    for k in range(q):
+        sub.gains[k].value = hn[:, k, :]
+        ratio = beta[:, k, None] * c_cross[:, k, :] / c_direct[:, k, None]
+        sub.qos_matrix[k].value = np.eye(b) - ratio
+    sub.qos_rhs.value = beta / c_direct  # u / Pmax = beta sigma^2 / (H_bb Pmax)
+
+
 def refine(
     prepared: gp.PreparedInstance,
     start: np.ndarray,
@@ -315,15 +336,8 @@ def refine(
     exact = _ExactRate(prepared, hn)
 
     sub = _surrogate(b, q)
-    # QoS rows on the constraint-side gains (the robust corner under imperfect CSI)
-    chn = prepared.instance.constraint_gain[0].numpy() * (pmax / noise)  # (B, Q, B)
-    c_direct = np.einsum("bqb->bq", chn)
-    c_cross = chn * (~np.eye(b, dtype=bool))[:, None, :]
-    for k in range(q):
-        sub.gains[k].value = hn[:, k, :]
-        ratio = prepared.beta[:, k, None] * c_cross[:, k, :] / c_direct[:, k, None]
-        sub.qos_matrix[k].value = np.eye(b) - ratio
-    sub.qos_rhs.value = prepared.beta / c_direct  # u / Pmax = beta sigma^2 / (H_bb Pmax)
+    constraint_gain = prepared.instance.constraint_gain[0].numpy()
+    _set_gains_and_qos(sub, hn, constraint_gain, prepared.beta, pmax / noise)
     solvers = tuple(dict.fromkeys((solver, *FALLBACK_SOLVERS)))
 
     best, _ = gp.polish(start, prepared)
@@ -518,15 +532,7 @@ def refine_energy_efficient(
     if key not in _EE_CACHE:
         _EE_CACHE[key] = _build_efficient_surrogate(b, q, rows)
     sub = _EE_CACHE[key]
-    chn = batch.constraint_gain[0].numpy() * (pmax / noise)  # QoS rows: robust corner, if any
-    c_direct = np.einsum("bqb->bq", chn)
-    c_cross = chn * (~np.eye(b, dtype=bool))[:, None, :]
-    for k in range(q):
-        sub.gains[k].value = hn[:, k, :]
-        sub.qos_matrix[k].value = (
-            np.eye(b) - beta[:, k, None] * c_cross[:, k, :] / c_direct[:, k, None]
-        )
-    sub.qos_rhs.value = beta / c_direct
+    _set_gains_and_qos(sub, hn, batch.constraint_gain[0].numpy(), beta, pmax / noise)
     sub.efficiency.value = ee * pmax * math.log(2.0) / bandwidth * (1.0 + EE_MARGIN)
     solvers = tuple(dict.fromkeys((solver, *FALLBACK_SOLVERS)))
 
