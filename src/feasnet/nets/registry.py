@@ -86,7 +86,6 @@ def _gnn_miso(options: BaseModel, shape: tuple[int, ...], extra: int) -> nn.Modu
     from feasnet.nets.gnn import MisoGNN
 
     assert isinstance(options, GnnOptions)
-    _power_control_only(options, "gnn", ("activation", "min_power_feature"))
     return MisoGNN(hidden=options.hidden, rounds=options.rounds, extra_outputs=extra)
 
 
@@ -119,7 +118,6 @@ def _miso_mlp(options: BaseModel, shape: tuple[int, ...], extra: int) -> nn.Modu
     from feasnet.nets.miso_mlp import MisoMLP
 
     assert isinstance(options, MlpOptions)
-    _power_control_only(options)
     return MisoMLP(
         shape[0],
         shape[1],
