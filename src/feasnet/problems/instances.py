@@ -266,11 +266,6 @@ class PowerControlInstances:
             self.min_energy_efficiency,
         )
 
-    @property
-    def has_energy_efficiency(self) -> bool:
-        """The instances carry a minimum energy efficiency (the constraint set enforces it)."""
-        return self.min_energy_efficiency is not None
-
     @staticmethod
     def concatenate(parts: list[PowerControlInstances]) -> PowerControlInstances:
         """Stack batches of equal ``(B, Q)`` along the instance dimension (a batch without
