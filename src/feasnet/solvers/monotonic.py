@@ -42,13 +42,13 @@ from typing import Any
 import numpy as np
 
 Oracle = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
-BoxBound = Callable[[np.ndarray, np.ndarray], np.ndarray]
-"""``bound(low, high) -> (M,)``: an upper bound on ``w . r`` over the feasible points of each box
-``[low, high]`` (``(M, D)`` each, ``low`` in ``G``), tighter than ``w . high`` (optional)."""
 """``oracle(r) -> (feasible, infeasible)`` for rate vectors ``r`` ``(M, D)`` [bit/s/Hz]: two
 ``(M,)`` bool arrays, ``feasible`` certified in ``G`` and ``infeasible`` certified outside
 (never both; neither means undecided, which the search treats safely: not used as a lower bound,
 not cut away)."""
+BoxBound = Callable[[np.ndarray, np.ndarray], np.ndarray]
+"""``bound(low, high) -> (M,)``: an upper bound on ``w . r`` over the feasible points of each box
+``[low, high]`` (``(M, D)`` each, ``low`` in ``G``), tighter than ``w . high`` (optional)."""
 
 DEFAULT_GAP = 1e-3
 DEFAULT_BATCH = 512
@@ -258,7 +258,6 @@ def _reduce_and_bound(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Reduce boxes ``[lo, hi]`` (each ``(M, D)``) against the incumbent value; drop empty and
     infeasible ones. Returns the kept ``(lo, hi, bound)``."""
-    dim = lo.shape[1]
     # objective reduction: every point better than f* has r_i >= b_i - (w.b - f*) / w_i
     excess = hi @ w - best_value  # (M,)
     alive = excess > 0
@@ -288,7 +287,6 @@ def _reduce_and_bound(
     _, high = _bisect(oracle, start, step, lengths, steps, False)
     hi = hi.copy()
     hi[:, axes] = lo[:, axes] + high.reshape(m, axes.size)
-    del dim
     return lo, hi, hi @ w
 
 
