@@ -224,14 +224,11 @@ METHODS: dict[str, MethodConfig] = {m.name: m for m in _presets()}
 """Every named method: the papers' aliases and the ``LAYER+BACKBONE`` compositions."""
 
 ALIASES: dict[str, str] = {
-    "pnet": "penalty+mlp",
-    "dipnet": "qp+mlp",
-    "dipnet+fw": "qp+mlp",
-    "dipnet-cvxpylayers": "qp-cvxpylayers+mlp",
-    "depnet": "correction+mlp",
-    "depnet+fw": "correction+mlp",
+    name: composition
+    for name, m in METHODS.items()
+    if name != (composition := f"{m.layer.kind}+{m.backbone.kind}")
 }
-"""Paper name -> the composition it is (with the paper's settings)."""
+"""Paper name -> the composition it is (with the paper's settings); read off :data:`METHODS`."""
 
 
 def get_method(name: str, **overrides: Any) -> MethodConfig:
