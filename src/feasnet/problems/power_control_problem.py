@@ -231,8 +231,8 @@ class PowerControlProblem(Problem):
         """``(N,)`` first exit along the ray: closed form on the polytope (``linear-rate`` and
         ``rate``, the same set; differentiable), certified bisection on ``energy-efficiency``."""
         self.check_instances(instances)
-        if self.constraint_set == ENERGY_EFFICIENCY:
-            return super().boundary_exit(anchor, direction, instances, iterations)
+        if self.constraint_set == ENERGY_EFFICIENCY:  # robust CSI gains once, not per check
+            return super().boundary_exit(anchor, direction, instances.constraint_side(), iterations)
         cons = pc.linear_constraints(instances.to(anchor.dtype, anchor.device))
         return pc.ray_exit(pc.to_vector(anchor), pc.to_vector(direction), cons)
 
