@@ -116,11 +116,9 @@ class UnfoldedPowerControlWMMSE(nn.Module):
             else None
         )
 
-    def iterate(self, instances: PowerControlInstances) -> Tensor:
-        """``(N, B, Q)`` float64 normalized powers after the unfolded layers."""
-        device = self.mu_logit.device
-        inst = instances.to(torch.float64, device)
-        g = normalized_gains(inst)
+    def iterate(self, inst: PowerControlInstances, g: Tensor) -> Tensor:
+        """``(N, B, Q)`` float64 normalized powers after the unfolded layers, for float64
+        instances ``inst`` on the parameters' device and their :func:`normalized_gains` ``g``."""
         targets = inst.min_rate / inst.bandwidth[:, None, None]
         q = inst.num_channels
         v = torch.full_like(targets, (1.0 / q) ** 0.5)
@@ -135,11 +133,11 @@ class UnfoldedPowerControlWMMSE(nn.Module):
         """The backbone contract of :mod:`feasnet.nets.registry`: ``(raw (N, B, Q)
         normalized powers in [0, 1], extra (N, extra_outputs))`` in the parameters' dtype."""
         dtype = self.mu_logit.dtype
-        x = self.iterate(instances)
+        inst = instances.to(torch.float64, self.mu_logit.device)
+        g = normalized_gains(inst)
+        x = self.iterate(inst, g)
         if self.extra_head is None:
             return x.to(dtype), x.new_zeros(x.shape[0], 0, dtype=dtype)
-        inst = instances.to(torch.float64, x.device)
-        g = normalized_gains(inst)
         direct = torch.diagonal(g, dim1=1, dim2=3).transpose(1, 2)
         interference = torch.einsum("nbqc->nbq", g) - direct
         per_user = torch.stack(
