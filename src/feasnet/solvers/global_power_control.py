@@ -446,7 +446,8 @@ class PowerBox:
             # far above the threshold the dual rarely prunes (measured: under 1 % of the boxes
             # more than 3 % above it): those boxes are split instead
             near = (result > threshold) & (result <= threshold * (1.0 + self.dual_window))
-            rows = np.nonzero(near & self._qos_can_bind(low, high))[0]
+            rows = np.nonzero(near)[0]
+            rows = rows[self._qos_can_bind(low[rows], high[rows])]
             if rows.size:
                 dual, point_dual = self.qos_dual_bound(
                     best_slope[rows],
