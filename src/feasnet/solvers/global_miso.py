@@ -39,6 +39,8 @@ from feasnet.solvers.result import BeamformingResult
 
 DEFAULT_GAP = monotonic.DEFAULT_GAP
 DEFAULT_TIME_LIMIT = 600.0
+DEFAULT_BATCH = 64
+"""Boxes per vectorized step of the search (default of :func:`solve` and of the options)."""
 MAX_ITERATIONS = 2000
 """Most fixed-point iterations per oracle call (undecided after that)."""
 TOLERANCE = 1e-12
@@ -190,7 +192,7 @@ def solve_instance_with_bound(
         region,
         gap=gap,
         time_limit=time_limit,
-        batch=int(options.get("batch", 64)),
+        batch=int(options.get("batch", DEFAULT_BATCH)),
         box_bound=lambda low, high: region.box_bound(weights, low, high),
     )
     if result is None:  # the exact test passed but the targets sit on the budget boundary
@@ -228,7 +230,7 @@ def solve(
     workers: int | None = None,
     gap: float = DEFAULT_GAP,
     time_limit: float = DEFAULT_TIME_LIMIT,
-    batch: int = 64,
+    batch: int = DEFAULT_BATCH,
 ) -> BeamformingResult:
     """Certified global optimum of every instance, one worker process per core.
 
@@ -266,4 +268,11 @@ def solve(
     return result
 
 
-__all__ = ["DEFAULT_GAP", "DEFAULT_TIME_LIMIT", "SinrRegion", "solve", "solve_instance_with_bound"]
+__all__ = [
+    "DEFAULT_BATCH",
+    "DEFAULT_GAP",
+    "DEFAULT_TIME_LIMIT",
+    "SinrRegion",
+    "solve",
+    "solve_instance_with_bound",
+]
