@@ -59,7 +59,7 @@ def test_sca_on_the_fig12_preset() -> None:
     assert np.all(result.sum_rate >= anchor_rate)
 
 
-@pytest.mark.parametrize("name", ["gp", "fw", "ga"])
+@pytest.mark.parametrize("name", ["gp", "fw", "ga", "global"])
 def test_solvers_without_energy_efficiency_refuse(name: str) -> None:
     inst = energy_efficiency_instances(2)
     with pytest.raises(

@@ -43,6 +43,8 @@ from typing import Any
 import numpy as np
 
 from feasnet.problems.instances import PowerControlInstances
+from feasnet.problems.power_control_problem import LINEAR_RATE_SETS
+from feasnet.problems.registry import problem_of, require_supported
 from feasnet.solvers import gp, monotonic, sca
 from feasnet.solvers.parallel import solve_each
 from feasnet.solvers.result import AllocationResult
@@ -823,6 +825,7 @@ def solve(
         raise ValueError(f"time_limit: expected > 0 seconds, got {time_limit}")
     if algorithm not in ALGORITHMS:
         raise ValueError(f"algorithm: expected one of {ALGORITHMS}, got {algorithm!r}")
+    require_supported(problem_of(instances), "global", LINEAR_RATE_SETS)
     if max_open_boxes < 1:
         raise ValueError(f"max_open_boxes: expected >= 1, got {max_open_boxes}")
     if instances.csi_corner is not None and not bool((instances.csi_corner == 1).all()):
